@@ -1,0 +1,104 @@
+# CityHub — every developer and CI entry point. The README uses only these targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
+
+UV_VERSION  := 0.13.8
+LOCAL       := .local
+TOOLS       := $(LOCAL)/tools
+UV          := $(TOOLS)/bin/uv
+VENV_STAMP  := .venv/.synced
+PROTOS      := $(shell find protos -name '*.proto' | sort)
+GEN_STAMP   := gen/python/.generated
+RUN         := $(UV) run --frozen --no-sync
+PYTEST_ARGS ?=
+
+export UV_PROJECT_ENVIRONMENT := .venv
+export UV_PYTHON := python3.11
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  make %-14s %s\n", $$1, $$2}'
+
+# --- installation -----------------------------------------------------------------------------------
+
+$(UV):
+	python3.11 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV_STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	touch $@
+
+.PHONY: install
+install: $(VENV_STAMP) ## Install Python 3.11 dependencies from the lock into .venv
+	@:
+
+$(GEN_STAMP): $(PROTOS) $(VENV_STAMP)
+	rm -rf gen/python && mkdir -p gen/python
+	$(RUN) python -m grpc_tools.protoc -I protos \
+	  --python_out=gen/python --grpc_python_out=gen/python \
+	  --mypy_out=gen/python --mypy_grpc_out=gen/python $(PROTOS)
+	find gen/python/cityhub -type d -exec touch {}/__init__.py \; -exec touch {}/py.typed \;
+	touch $@
+
+.PHONY: protos
+protos: $(GEN_STAMP) ## Generate Python code and type stubs from protos/ into gen/python
+	@:
+
+# --- checks -----------------------------------------------------------------------------------------
+
+.PHONY: lint-protos
+lint-protos: $(VENV_STAMP) ## buf lint the contracts (buf comes from the buf-bin wheel in the lock)
+	$(RUN) buf lint
+
+.PHONY: lint
+lint: protos lint-protos ## ruff, mypy --strict and buf lint
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+.PHONY: fmt
+fmt: install ## Format the Python code
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: test
+test: lint ## Install everything, start Kafka and PostgreSQL, run every test, stop what it started
+	$(RUN) pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: protos ## Only the fast tests without sockets
+	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+# --- running ----------------------------------------------------------------------------------------
+
+.PHONY: run
+run: protos ## Start Kafka, PostgreSQL and every service locally until Ctrl-C or `make stop`
+	$(RUN) cityhub run
+
+.PHONY: stop
+stop: ## Stop what `make run` started
+	@if [ -x $(UV) ] && [ -f $(VENV_STAMP) ]; then $(RUN) cityhub stop; fi
+
+.PHONY: infra-up
+infra-up: protos ## Start only local Kafka and PostgreSQL (in the background)
+	$(RUN) cityhub infra up
+
+.PHONY: infra-down
+infra-down: ## Stop local Kafka and PostgreSQL
+	$(RUN) cityhub infra down
+
+.PHONY: bench
+bench: protos ## Run the benchmarks (not part of make test) and write bench/results/
+	$(RUN) python -m bench
+
+.PHONY: clean
+clean: stop ## Remove generated code and caches (keeps downloaded jars and the database)
+	rm -rf gen .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: distclean
+distclean: clean ## Also remove .venv and everything under .local (jars, Kafka and PostgreSQL data)
+	rm -rf .venv $(LOCAL)
