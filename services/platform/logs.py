@@ -1,0 +1,68 @@
+"""structlog set-up: JSON lines to stdout in production, a console renderer on a TTY.
+
+Context (service, rpc or topic, request id, trace id, event id) is bound through contextvars so that
+every line written while handling one RPC or one Kafka record carries it without passing loggers around.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+__all__ = ["add_redaction_processor", "bind_context", "clear_context", "configure_logging", "get_logger"]
+
+# Processors added by other platform modules (the security layer adds its redactor) run before rendering.
+_extra_processors: list[Processor] = []
+_configured: dict[str, str] = {}
+
+
+def add_redaction_processor(processor: Callable[[WrappedLogger, str, EventDict], EventDict]) -> None:
+    """Register a processor that runs on every log line just before it is rendered."""
+    if processor not in _extra_processors:
+        _extra_processors.append(processor)
+    if _configured:
+        configure_logging(**_configured)
+
+
+def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> None:
+    """Configure structlog (and the stdlib root logger, which kafka-python and grpc log through)."""
+    _configured.update(service=service, level=level, fmt=fmt)
+    numeric = logging.getLevelName(level.upper())
+    render_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        *_extra_processors,
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    # Library loggers are noisy at INFO (kafka-python logs every connection); keep them at WARNING.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def get_logger(**initial: Any) -> Any:
+    return structlog.get_logger(**initial)
+
+
+def bind_context(**values: Any) -> Mapping[str, Any]:
+    return structlog.contextvars.bind_contextvars(**values)
+
+
+def clear_context(keys: Iterable[str]) -> None:
+    structlog.contextvars.unbind_contextvars(*keys)

@@ -1,0 +1,49 @@
+"""Prometheus metrics shared by every service: RPCs, outbox backlog, consumer lag, dead letters.
+
+One registry per process (the default); each service exposes it over HTTP on METRICS_PORT."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "CONSUMER_LAG",
+    "CONSUMER_RECORDS",
+    "DEAD_LETTERS",
+    "EVENTS_PUBLISHED",
+    "OUTBOX_BACKLOG",
+    "RPC_LATENCY",
+    "RPC_TOTAL",
+    "serve_metrics",
+]
+
+RPC_TOTAL = Counter(
+    "cityhub_rpc_total", "gRPC calls handled, by method and status code", ["service", "method", "code"]
+)
+RPC_LATENCY = Histogram(
+    "cityhub_rpc_seconds",
+    "gRPC call latency",
+    ["service", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+OUTBOX_BACKLOG = Gauge("cityhub_outbox_backlog", "Outbox rows not yet published", ["service"])
+EVENTS_PUBLISHED = Counter(
+    "cityhub_events_published_total", "Events published by the relay", ["service", "topic"]
+)
+CONSUMER_LAG = Gauge(
+    "cityhub_consumer_lag", "Records behind the end of the partition", ["consumer", "topic", "partition"]
+)
+CONSUMER_RECORDS = Counter(
+    "cityhub_consumer_records_total",
+    "Records a consumer handled, by outcome (processed, duplicate, dead_lettered)",
+    ["consumer", "topic", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "cityhub_dead_letters_total", "Records sent to a dead-letter topic", ["consumer", "topic"]
+)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
+    """Expose /metrics; port 0 picks a free one. Returns the port it listens on."""
+    server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    return int(server.server_port)

@@ -1,0 +1,94 @@
+"""Settings shared by every service, validated once at start-up.
+
+Each service subclasses :class:`ServiceSettings`; nothing else in the code base reads ``os.environ``.
+A missing or malformed value stops the process with a message that names the setting, because a
+service that starts half-configured fails later in a place far from the cause.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field, PostgresDsn, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServiceSettings", "SettingsError", "load_settings"]
+
+
+class ServiceSettings(BaseSettings):
+    """What every CityHub process needs: where Kafka and PostgreSQL are, and how to present itself."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="",
+        case_sensitive=False,
+        extra="ignore",
+        # Kubernetes mounts Secrets as files; the same names work from a directory of files.
+        secrets_dir=None,
+    )
+
+    service_name: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")]
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=1)]
+    database_url: PostgresDsn
+    grpc_host: str = "127.0.0.1"
+    grpc_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    log_level: str = "info"
+    log_format: str = "auto"
+    db_pool_min_size: Annotated[int, Field(ge=1)] = 1
+    db_pool_max_size: Annotated[int, Field(ge=1)] = 10
+    topic_partitions: Annotated[int, Field(ge=1, le=1024)] = 6
+    topic_replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
+    outbox_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 500
+    outbox_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    grpc_shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
+    grpc_max_workers: Annotated[int, Field(ge=1, le=1024)] = 16
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        levels = {"debug", "info", "warning", "error", "critical"}
+        if value.lower() not in levels:
+            raise ValueError(f"must be one of {sorted(levels)}")
+        return value.lower()
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("must be one of ['auto', 'console', 'json']")
+        return value
+
+    @property
+    def kafka_bootstrap_list(self) -> list[str]:
+        return [part.strip() for part in self.kafka_bootstrap_servers.split(",") if part.strip()]
+
+    @property
+    def dsn(self) -> str:
+        return str(self.database_url)
+
+
+class SettingsError(SystemExit):
+    """Raised (as a SystemExit) when settings are missing or malformed; its text names each setting."""
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def describe_validation_error(cls: type[BaseSettings], error: ValidationError) -> str:
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    lines = [f"invalid settings for {cls.__name__}:"]
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "<settings>"
+        env_name = (prefix + name).upper()
+        problem = "is required but not set" if item["type"] == "missing" else item["msg"]
+        lines.append(f"  {env_name}: {problem}")
+    return "\n".join(lines)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build ``cls`` from the environment (plus explicit overrides) or stop with a readable message."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        # SystemExit with a text prints it to stderr and exits 1: logging may not be configured yet.
+        raise SettingsError(describe_validation_error(cls, error)) from None
