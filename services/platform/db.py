@@ -1,0 +1,131 @@
+"""PostgreSQL: one schema and one role per service, SQL migrations at start-up, a connection pool.
+
+The server address comes from DATABASE_URL. Its user provisions the service's role and schema
+(idempotently) and the service then connects *as its own role*, whose search_path is its own schema, so
+no service can read another's tables by accident. Migrations are plain SQL files applied with yoyo: the
+platform's own tables (outbox, processed events, audit log) first, then the service's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+from yoyo import get_backend, read_migrations
+
+from services.platform.logs import get_logger
+
+__all__ = [
+    "PLATFORM_MIGRATIONS",
+    "apply_migrations",
+    "create_pool",
+    "provision_schema",
+    "role_dsn",
+    "set_up_database",
+]
+
+PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+log = get_logger()
+
+
+def _check_identifier(name: str, what: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{what} {name!r} must be a lower-case SQL identifier")
+    return name
+
+
+def provision_schema(admin_dsn: str, schema: str, role: str, password: str | None = None) -> None:
+    """Create the service's role and schema if missing. Safe to run from many processes at once."""
+    _check_identifier(schema, "schema")
+    _check_identifier(role, "role")
+    # Two services starting together race on CREATE ROLE; a transaction-scoped advisory lock
+    # serialises provisioning across the whole server.
+    with psycopg.connect(admin_dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cityhub_provision'))")
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        if password is not None:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(role)
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET search_path = {}").format(sql.Identifier(role), sql.Identifier(schema))
+        )
+        # Nobody but the owner may create objects in public: keeps every table in a service schema.
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    log.info("db_schema_provisioned", schema=schema, role=role)
+
+
+def role_dsn(admin_dsn: str, role: str, password: str | None = None) -> str:
+    """The same server and database as ``admin_dsn``, reached as ``role``."""
+    parts = urlsplit(admin_dsn)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    auth = quote(role, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return urlunsplit((parts.scheme, f"{auth}@{host}{port}", parts.path, parts.query, parts.fragment))
+
+
+def apply_migrations(dsn: str, schema: str, directories: Sequence[Path]) -> int:
+    """Apply pending SQL migrations from ``directories`` (in order) inside ``schema``; returns the count."""
+    _check_identifier(schema, "schema")
+    parts = urlsplit(dsn)
+    query = f"{parts.query}&schema={schema}" if parts.query else f"schema={schema}"
+    yoyo_url = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, query, ""))
+    backend = get_backend(yoyo_url)
+    migrations = read_migrations(*(str(d) for d in directories if d.is_dir()))
+    with backend.lock():
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
+    count = len(pending)
+    log.info("db_migrations_applied", schema=schema, applied=count, known=len(migrations))
+    return count
+
+
+def create_pool(
+    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, name: str = ""
+) -> ConnectionPool:
+    """A pool whose connections see ``schema`` first; opened and checked before it is returned."""
+    _check_identifier(schema, "schema")
+    pool = ConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        name=name or schema,
+        kwargs={"options": f"-c search_path={schema}", "autocommit": False},
+        open=False,
+    )
+    pool.open(wait=True, timeout=30)
+    return pool
+
+
+def set_up_database(
+    admin_dsn: str,
+    schema: str,
+    service_migrations: Path | None = None,
+    *,
+    role: str | None = None,
+    password: str | None = None,
+    min_size: int = 1,
+    max_size: int = 10,
+) -> ConnectionPool:
+    """Provision, migrate and open a pool for one service: what every composition root calls."""
+    role_name = role or f"cityhub_{schema}"
+    provision_schema(admin_dsn, schema, role_name, password)
+    dsn = role_dsn(admin_dsn, role_name, password)
+    directories = [PLATFORM_MIGRATIONS] + ([service_migrations] if service_migrations else [])
+    apply_migrations(dsn, schema, directories)
+    return create_pool(dsn, schema, min_size=min_size, max_size=max_size)
