@@ -1,0 +1,370 @@
+"""The idempotent consumer: projection write and processed event id in one transaction, offsets after.
+
+For each polled batch the consumer opens one PostgreSQL transaction and, per record, a savepoint in
+which it records ``(consumer, ce_id)`` in ``processed_events`` (``ON CONFLICT DO NOTHING``: a row already
+there means a duplicate, skipped) and calls the handler. The transaction commits, then the Kafka
+offsets are committed. A crash between the two only replays records whose ids are already recorded.
+
+One transaction per batch rather than per record spares a WAL flush per record, which is what bounds a
+replay of a topic from the start; savepoints keep one failing record from undoing its neighbours.
+
+Failure policy:
+
+* transient (PostgreSQL connection/serialization errors, retriable Kafka errors): the batch's
+  transaction is rolled back and retried with capped exponential backoff, forever, until stop: the
+  record is fine, the world is not, and dead-lettering it would lose it from the projection.
+* anything else (a record that does not decode, a handler that raises): the record goes to
+  ``<topic>.dlq`` with the original key, value and headers plus ``dlq_*`` headers naming the error, and
+  counts as done so the partition keeps moving. Its id is *not* recorded as processed, so replaying it
+  from the DLQ after a fix is not mistaken for a duplicate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+from google.protobuf.message import Message
+from psycopg_pool import ConnectionPool
+
+from services.platform.kafka import (
+    DLQ_SUFFIX,
+    EnvelopeError,
+    EventEnvelope,
+    KafkaRecord,
+    Producer,
+    bootstrap_list,
+    decode_payload,
+    dlq_topic,
+    envelope_from_record,
+    format_ce_time,
+)
+from services.platform.logs import bind_context, clear_context, get_logger
+from services.platform.metrics import CONSUMER_LAG, CONSUMER_RECORDS, DEAD_LETTERS
+from services.platform.tracing import parse_traceparent, set_current_trace
+
+__all__ = [
+    "DLQ_HEADERS",
+    "Handler",
+    "IdempotentConsumer",
+    "is_transient",
+]
+
+Handler = Callable[[psycopg.Connection[Any], EventEnvelope, Message], None]
+
+DLQ_HEADERS = (
+    "dlq_error",
+    "dlq_error_type",
+    "dlq_consumer",
+    "dlq_original_topic",
+    "dlq_original_partition",
+    "dlq_original_offset",
+    "dlq_time",
+)
+# Longer texts are cut: headers travel with every fetch of the DLQ and a traceback adds nothing there.
+_DLQ_ERROR_MAX = 2000
+_RECORD_CONTEXT = ("topic", "partition", "offset", "event_id", "trace_id")
+
+log = get_logger()
+
+
+class _ConsumerRecord(KafkaRecord, Protocol):
+    @property
+    def leader_epoch(self) -> int | None: ...
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors that say nothing about the record: retry the batch, never dead-letter it."""
+    if isinstance(error, psycopg.OperationalError | TimeoutError | ConnectionError):
+        return True
+    from kafka.errors import KafkaError
+
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+@dataclass(slots=True)
+class _DeadLetter:
+    record: _ConsumerRecord
+    error: BaseException
+
+
+@dataclass(slots=True)
+class _Outcome:
+    topic: str
+    outcome: str
+
+
+class _Backoff:
+    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
+        self._first = first
+        self._cap = cap
+        self.attempt = 0
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Sleep the next delay; False if stop was requested meanwhile."""
+        delay = min(self._first * 2**self.attempt, self._cap)
+        self.attempt += 1
+        return not stop.wait(delay)
+
+
+class IdempotentConsumer:
+    """Consumes ``topics`` in group ``group_id`` (default: ``name``) into a projection via ``handler``."""
+
+    # Positional order is the interface the services were promised; everything optional is keyword-only.
+    def __init__(  # noqa: PLR0917
+        self,
+        name: str,
+        topics: Sequence[str],
+        bootstrap: str | Sequence[str],
+        pool: ConnectionPool,
+        handler: Handler,
+        dlq_producer: Producer,
+        group_id: str | None = None,
+        *,
+        poll_timeout_ms: int = 500,
+        max_poll_records: int = 500,
+        auto_offset_reset: str = "earliest",
+        lag_every_s: float = 5.0,
+        **consumer_overrides: Any,
+    ) -> None:
+        from kafka import KafkaConsumer
+
+        if not topics:
+            raise ValueError("IdempotentConsumer needs at least one topic")
+        if any(topic.endswith(DLQ_SUFFIX) for topic in topics):
+            # Dead-lettering a DLQ record would create <topic>.dlq.dlq; DLQs are read by the dlq tools.
+            raise ValueError("an IdempotentConsumer does not consume dead-letter topics")
+        self.name = name
+        self.topics = list(topics)
+        self._pool = pool
+        self._handler = handler
+        self._dlq = dlq_producer
+        self._poll_timeout_ms = poll_timeout_ms
+        self._lag_every_s = lag_every_s
+        self._last_lag = 0.0
+        self._next_offsets: dict[Any, int] = {}
+        config: dict[str, Any] = {
+            "bootstrap_servers": bootstrap_list(bootstrap),
+            "group_id": group_id or name,
+            "client_id": f"cityhub-{name}",
+            "enable_auto_commit": False,
+            "auto_offset_reset": auto_offset_reset,
+            "max_poll_records": max_poll_records,
+            "isolation_level": "read_committed",
+            "bootstrap_timeout_ms": 30_000,
+        }
+        config.update(consumer_overrides)
+        self._consumer: Any = KafkaConsumer(**config)
+        self._consumer.subscribe(self.topics)
+        self._closed = False
+
+    # --- loop ---------------------------------------------------------------------------------------
+
+    def run(self, stop_event: threading.Event) -> None:
+        """Poll, process and commit until ``stop_event`` is set; then close."""
+        from kafka.errors import KafkaError
+
+        log.info("consumer_started", consumer=self.name, topics=self.topics)
+        backoff = _Backoff()
+        try:
+            while not stop_event.is_set():
+                try:
+                    batch = self._consumer.poll(timeout_ms=self._poll_timeout_ms)
+                except KafkaError as error:
+                    log.warning("consumer_poll_failed", consumer=self.name, error=str(error))
+                    if not backoff.wait(stop_event):
+                        break
+                    continue
+                backoff.attempt = 0
+                if batch:
+                    records = [record for part in batch.values() for record in part]
+                    self.process_batch(records, stop_event)
+                self._maybe_update_lag()
+        except Exception:
+            # Not transient and not the record's fault (the database schema is missing, say): stop
+            # loudly rather than dead-letter everything; the composition root decides what follows.
+            log.exception("consumer_failed", consumer=self.name)
+            raise
+        finally:
+            self.close()
+            log.info("consumer_stopped", consumer=self.name)
+
+    def process_batch(self, records: Sequence[_ConsumerRecord], stop_event: threading.Event) -> bool:
+        """Apply, dead-letter and commit one polled batch; False if stop interrupted it (nothing committed
+        to Kafka then: the records come again and the ones already applied are skipped as duplicates)."""
+        if not records:
+            return True
+        backoff = _Backoff()
+        while True:
+            try:
+                outcomes, dead = self._apply(records)
+                break
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning(
+                    "consumer_transient_error",
+                    consumer=self.name,
+                    error=str(error),
+                    error_type=type(error).__name__,
+                    attempt=backoff.attempt + 1,
+                )
+                if not backoff.wait(stop_event):
+                    return False
+        for letter in dead:
+            if not self._dead_letter(letter, stop_event):
+                return False
+        self._commit(records)
+        for item in outcomes:
+            CONSUMER_RECORDS.labels(self.name, item.topic, item.outcome).inc()
+        return True
+
+    # --- one batch ----------------------------------------------------------------------------------
+
+    def _apply(self, records: Sequence[_ConsumerRecord]) -> tuple[list[_Outcome], list[_DeadLetter]]:
+        outcomes: list[_Outcome] = []
+        dead: list[_DeadLetter] = []
+        with self._pool.connection() as conn, conn.transaction():
+            for record in records:
+                outcome = self._apply_one(conn, record, dead)
+                outcomes.append(_Outcome(record.topic, outcome))
+        return outcomes, dead
+
+    def _apply_one(
+        self, conn: psycopg.Connection[Any], record: _ConsumerRecord, dead: list[_DeadLetter]
+    ) -> str:
+        bind_context(topic=record.topic, partition=record.partition, offset=record.offset)
+        try:
+            try:
+                envelope = envelope_from_record(record)
+                message = decode_payload(envelope.type, envelope.payload)
+            except EnvelopeError as error:
+                dead.append(_DeadLetter(record, error))
+                return "dead_lettered"
+            trace = parse_traceparent(envelope.traceparent)
+            bind_context(event_id=envelope.id, trace_id=trace.trace_id if trace else None)
+            # Events the handler adds to its own outbox continue this trace.
+            set_current_trace(trace)
+            failure: Exception | None = None
+            with conn.transaction() as savepoint:
+                # Outside the handler's try: a failure here is the platform's, not the record's, and
+                # must not send every record to the DLQ.
+                inserted = conn.execute(
+                    "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (self.name, envelope.id),
+                ).rowcount
+                if inserted == 0:
+                    log.debug("consumer_record_duplicate")
+                    return "duplicate"
+                try:
+                    self._handler(conn, envelope, message)
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    failure = error
+                    # Undo the handler's partial writes and the processed mark, keep the batch going.
+                    raise psycopg.Rollback(savepoint) from None
+            if failure is not None:
+                dead.append(_DeadLetter(record, failure))
+                return "dead_lettered"
+            return "processed"
+        finally:
+            set_current_trace(None)
+            clear_context(_RECORD_CONTEXT)
+
+    def _dead_letter(self, letter: _DeadLetter, stop_event: threading.Event) -> bool:
+        record, error = letter.record, letter.error
+        text = str(error) or type(error).__name__
+        headers = [(name, value) for name, value in (record.headers or ()) if not name.startswith("dlq_")]
+        extra = {
+            "dlq_error": text[:_DLQ_ERROR_MAX],
+            "dlq_error_type": f"{type(error).__module__}.{type(error).__qualname__}",
+            "dlq_consumer": self.name,
+            "dlq_original_topic": record.topic,
+            "dlq_original_partition": str(record.partition),
+            "dlq_original_offset": str(record.offset),
+            "dlq_time": format_ce_time(datetime.now(UTC)),
+        }
+        # An earlier consumer's dlq_* headers (a replayed dead letter) are replaced, not stacked.
+        out: list[tuple[str, bytes]] = [(name, value or b"") for name, value in headers]
+        out.extend((name, value.encode("utf-8")) for name, value in extra.items())
+        target = dlq_topic(record.topic)
+        backoff = _Backoff()
+        while True:
+            try:
+                self._dlq.send(target, value=record.value, key=record.key, headers=out).get(timeout=30)
+                break
+            except Exception as send_error:  # noqa: BLE001 - retried and logged, see below
+                # Every failure to write the DLQ is retried: giving up would mean either losing the
+                # record or stalling without saying why; the log line says why.
+                log.warning(
+                    "consumer_dead_letter_send_failed",
+                    consumer=self.name,
+                    dlq_topic=target,
+                    error=str(send_error),
+                    error_type=type(send_error).__name__,
+                )
+                if not backoff.wait(stop_event):
+                    return False
+        DEAD_LETTERS.labels(self.name, record.topic).inc()
+        log.warning(
+            "consumer_record_dead_lettered",
+            consumer=self.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            dlq_topic=target,
+            error=text[:_DLQ_ERROR_MAX],
+            error_type=type(error).__name__,
+        )
+        return True
+
+    def _commit(self, records: Sequence[_ConsumerRecord]) -> None:
+        from kafka import OffsetAndMetadata, TopicPartition
+        from kafka.errors import KafkaError
+
+        last: dict[Any, _ConsumerRecord] = {}
+        for record in records:
+            last[TopicPartition(record.topic, record.partition)] = record
+        # kafka-python 3's OffsetAndMetadata is (offset, metadata, leader_epoch); -1 means unknown.
+        offsets = {
+            tp: OffsetAndMetadata(rec.offset + 1, "", _epoch(rec.leader_epoch)) for tp, rec in last.items()
+        }
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as error:
+            # Typically a rebalance moved the partition away; its new owner re-reads from the last
+            # committed offset and skips what this batch already recorded as processed.
+            log.warning("consumer_commit_failed", consumer=self.name, error=str(error))
+            return
+        for tp, record in last.items():
+            self._next_offsets[tp] = record.offset + 1
+
+    def _maybe_update_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < self._lag_every_s:
+            return
+        self._last_lag = now
+        # highwater comes with every fetch response: no request is sent here.
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            position = self._next_offsets.get(tp)
+            if high is None or position is None:
+                continue
+            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(int(high) - position, 0))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._consumer.close(autocommit=False)
+
+
+def _epoch(leader_epoch: int | None) -> int:
+    return -1 if leader_epoch is None else leader_epoch
