@@ -308,6 +308,7 @@ class GrpcServer:
         self.host = host
         self.port = bound
         self._ready_thread: threading.Thread | None = None
+        self._stop_hooks: list[Callable[[], None]] = []
 
     @property
     def address(self) -> str:
@@ -355,13 +356,24 @@ class GrpcServer:
                 serving = ready
             self._stopping.wait(self._interval if ready else min(self._interval, 0.25))
 
+    def on_stop(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` when stopping begins, after new calls are refused and before in-flight calls are
+        drained: long-lived streams end themselves instead of holding shutdown for the whole grace period."""
+        self._stop_hooks.append(hook)
+
     def stop(self, grace_s: float = 10.0) -> None:
         """Stop taking calls, let those in flight finish within the grace period."""
         if self._stopping.is_set():
             return
         self._stopping.set()
         self._health.enter_graceful_shutdown()
-        self._server.stop(grace_s).wait()
+        drained = self._server.stop(grace_s)
+        for hook in self._stop_hooks:
+            try:
+                hook()
+            except Exception as exc:  # noqa: BLE001 - draining the rest matters more than one hook
+                log.warning("grpc_stop_hook_failed", error=str(exc))
+        drained.wait()
         log.info("grpc_server_stopped", address=self.address)
 
     def wait(self) -> None:

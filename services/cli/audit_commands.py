@@ -1,0 +1,147 @@
+"""`cityhub audit verify` and `cityhub audit search`: the tamper-evident audit log from the command line.
+
+Both connect to DATABASE_URL (an administrative connection: the log of every service schema is read)
+and work on every schema that has an ``audit_log`` table unless ``--schema`` names some.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import click
+from psycopg_pool import ConnectionPool
+
+__all__ = ["audit"]
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:15432/cityhub"
+
+
+class _Moment(click.ParamType[datetime]):
+    """An ISO 8601 date or time; without a zone it is taken as UTC."""
+
+    name = "time"
+
+    def convert(
+        self,
+        value: object,
+        param: click.Parameter | None,  # noqa: ARG002 - click's signature
+        ctx: click.Context | None,  # noqa: ARG002 - click's signature
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time (2026-03-01 or 2026-03-01T08:00+08:00)")
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _pool(database_url: str) -> Iterator[ConnectionPool]:
+    pool = ConnectionPool(database_url, min_size=1, max_size=1, kwargs={"autocommit": False}, open=False)
+    try:
+        pool.open(wait=True, timeout=15)
+    except Exception as exc:
+        raise click.ClickException(f"cannot connect to the database: {exc}") from exc
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def _schemas(pool: ConnectionPool, wanted: tuple[str, ...]) -> list[str]:
+    with pool.connection() as conn:
+        found = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'audit_log' ORDER BY 1"
+            ).fetchall()
+        ]
+    if not wanted:
+        return found
+    missing = sorted(set(wanted) - set(found))
+    if missing:
+        raise click.ClickException(f"no audit_log table in schema(s): {', '.join(missing)}")
+    return list(wanted)
+
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit log of sensitive reads and access changes."""
+
+
+@audit.command()
+@click.option("--database-url", envvar="DATABASE_URL", default=DEFAULT_DATABASE_URL, show_default=True)
+@click.option("--schema", "schemas", multiple=True, help="Schema to check (repeatable); default: all")
+def verify(database_url: str, schemas: tuple[str, ...]) -> None:
+    """Check every row's hash chain; exit 1 naming the first broken row.
+
+    Note each head (last id and hash) somewhere else: cutting rows off the end leaves a valid, shorter chain
+    that only a remembered head reveals.
+    """
+    from services.platform.security.audit import AuditLog
+
+    broken = False
+    with _pool(database_url) as pool:
+        names = _schemas(pool, schemas)
+        if not names:
+            raise click.ClickException("no schema has an audit_log table")
+        for name in names:
+            report = AuditLog(pool, schema=name).check()
+            if report.ok:
+                click.echo(f"{name}: ok, {report.rows} rows, head {report.head_id} {report.head_hash}")
+            else:
+                broken = True
+                click.echo(f"{name}: BROKEN at row {report.first_broken_id}: {report.reason}")
+    if broken:
+        raise SystemExit(1)
+
+
+@audit.command()
+@click.option("--database-url", envvar="DATABASE_URL", default=DEFAULT_DATABASE_URL, show_default=True)
+@click.option("--schema", "schemas", multiple=True, help="Schema to search (repeatable); default: all")
+@click.option("--subject", default=None, help="Rows about this subject")
+@click.option("--caller", default=None, help="Rows by this caller (the token's sub)")
+@click.option("--since", type=_Moment(), default=None, help="From this time (inclusive)")
+@click.option("--until", type=_Moment(), default=None, help="Up to this time (exclusive)")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option(
+    "--token", "bearer", envvar="CITYHUB_TOKEN", required=True, help="An auditor's token [CITYHUB_TOKEN]"
+)
+def search(
+    *,
+    database_url: str,
+    schemas: tuple[str, ...],
+    subject: str | None,
+    caller: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    bearer: str,
+) -> None:
+    """Print matching rows as JSON lines (needs a token with the auditor role)."""
+    from services.platform.security.audit import AuditLog
+    from services.platform.security.roles import Role
+    from services.platform.security.settings import SecurityConfigError, load_security_settings
+    from services.platform.security.tokens import TokenError, TokenVerifier
+
+    settings = load_security_settings()
+    if settings.jwt_public_key is None and settings.jwt_public_key_file is None and not settings.dev_keys:
+        click.echo(f"note: verifying with the local development key in {settings.dev_secrets_dir}", err=True)
+        settings = settings.model_copy(update={"dev_keys": True})
+    try:
+        who = TokenVerifier.from_settings(settings).verify(bearer.strip())
+    except (TokenError, SecurityConfigError) as exc:
+        raise click.ClickException(f"token refused: {exc}") from None
+    if Role.AUDITOR not in who.roles:
+        raise click.ClickException("searching the audit log needs the auditor role")
+    with _pool(database_url) as pool:
+        for name in _schemas(pool, schemas):
+            rows = AuditLog(pool, schema=name).search(
+                subject=subject, caller=caller, since=since, until=until, limit=limit
+            )
+            for row in rows:
+                click.echo(json.dumps({"schema": name, **row.as_dict()}, ensure_ascii=False))
