@@ -1,0 +1,199 @@
+"""What every service process owns, opened in order and closed in reverse: the one place (per service,
+through its bootstrap) that opens pools, producers, consumers and the gRPC server.
+
+A service's ``bootstrap.py`` builds a :class:`ServiceRuntime`, registers its servicer and consumers, and
+its ``__main__`` calls :meth:`ServiceRuntime.serve_forever`. Tests build the same runtime on port 0.
+
+Security is on by default: unless ``guards`` is given, the runtime builds the platform's
+:class:`~services.platform.security.SecurityGuard` for ``spec.grpc_services`` (bearer JWT, the policy
+table in ``services.<domain>.grpc_api.POLICY``, masking, the audit log in the service's own schema),
+TLS from the security settings when certificates are configured, and the log redactor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+from psycopg_pool import ConnectionPool
+
+from services.platform.consumer import Handler, IdempotentConsumer
+from services.platform.db import set_up_database
+from services.platform.grpc_server import GrpcServer, Guard
+from services.platform.kafka import Producer, ensure_topics, make_producer
+from services.platform.logs import configure_logging, get_logger
+from services.platform.metrics import serve_metrics
+from services.platform.outbox import BackgroundRelay, OutboxWriter, start_relay_thread
+from services.platform.readiness import KafkaCheck, PostgresCheck
+from services.platform.security import (
+    AuditLog,
+    SecurityGuard,
+    SecuritySettings,
+    TokenVerifier,
+    install_redaction,
+    load_security_settings,
+)
+from services.platform.security import server_credentials as tls_server_credentials
+from services.platform.settings import ServiceSettings
+
+__all__ = ["ServiceRuntime", "ServiceSpec"]
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """The static facts of a service: its migrations and the topics it publishes to (first = default)."""
+
+    label: str
+    grpc_services: Sequence[str] = ()  # full names, e.g. "cityhub.safety.v1.SafetyService"
+    migrations: Path | None = None
+    topics: Sequence[str] = ()
+    extra_topics: Sequence[str] = field(default_factory=tuple)  # consumed but owned elsewhere
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        spec: ServiceSpec,
+        *,
+        guards: Sequence[Guard] | None = None,
+        security: SecuritySettings | None = None,
+        server_credentials: grpc.ServerCredentials | None = None,
+        configure_logs: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.spec = spec
+        if configure_logs:
+            configure_logging(settings.service_name, settings.log_level, settings.log_format)
+        install_redaction()
+        self.guard: SecurityGuard | None = None
+        if guards is None:
+            # Secure by default: a service cannot come up without authentication and its policy table
+            # (SecurityGuard refuses to start when an RPC has no entry).
+            security = security or load_security_settings()
+            self.guard = SecurityGuard.for_services(spec.grpc_services, TokenVerifier.from_settings(security))
+            guards = [self.guard]
+            if server_credentials is None:
+                server_credentials = tls_server_credentials(security)
+        self._closers: list[Callable[[], Any]] = []
+        try:
+            self.pool: ConnectionPool = set_up_database(
+                settings.dsn,
+                settings.service_name,
+                spec.migrations,
+                min_size=settings.db_pool_min_size,
+                max_size=settings.db_pool_max_size,
+            )
+            self._closers.append(self.pool.close)
+            if self.guard is not None:
+                self.guard.use_audit_log(AuditLog(self.pool))
+            self.producer: Producer = make_producer(settings)
+            self._closers.append(lambda: self.producer.close(timeout=10))
+            ensure_topics(
+                settings,
+                [*spec.topics, *spec.extra_topics],
+                settings.topic_partitions,
+                settings.topic_replication_factor,
+            )
+            self.outbox = OutboxWriter.for_service(
+                settings.service_name, spec.topics[0] if spec.topics else None
+            )
+            self.server = GrpcServer(
+                service_label=spec.label,
+                host=settings.grpc_host,
+                port=settings.grpc_port,
+                max_workers=settings.grpc_max_workers,
+                guards=guards,
+                readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],
+                server_credentials=server_credentials,
+            )
+        except BaseException:
+            self.close()
+            raise
+        self._relay: BackgroundRelay | None = None
+        self._consumers: list[tuple[IdempotentConsumer, threading.Thread]] = []
+        self._consumer_stop = threading.Event()
+        self._pending_consumers: list[IdempotentConsumer] = []
+        self.metrics_port: int | None = None
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    def add_servicer(self, full_name: str, register: Callable[[grpc.Server], None]) -> None:
+        self.server.add_service(full_name, register)
+
+    def add_consumer(self, name: str, topics: Sequence[str], handler: Handler, **overrides: Any) -> None:
+        """Consume ``topics`` into this service's schema through ``handler`` (idempotent, with a DLQ)."""
+        # The group is named after the schema too, so two deployments (or two test runs) of one service
+        # never share offsets.
+        overrides.setdefault("group_id", f"{self.settings.service_name}.{name}")
+        consumer = IdempotentConsumer(
+            name, topics, self.settings.kafka_bootstrap_list, self.pool, handler, self.producer, **overrides
+        )
+        self._pending_consumers.append(consumer)
+
+    def start(self) -> None:
+        self.metrics_port = serve_metrics(self.settings.metrics_port)
+        self._relay = start_relay_thread(
+            self.pool,
+            self.producer,
+            self.settings.service_name,
+            batch_size=self.settings.outbox_batch_size,
+            poll_interval=self.settings.outbox_poll_interval_s,
+        )
+        for consumer in self._pending_consumers:
+            thread = threading.Thread(
+                target=consumer.run,
+                args=(self._consumer_stop,),
+                name=f"consumer-{consumer.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._consumers.append((consumer, thread))
+        self._pending_consumers.clear()
+        self.server.start()
+        log.info(
+            "service_started",
+            grpc=self.address,
+            metrics_port=self.metrics_port,
+            consumers=[c.name for c, _ in self._consumers],
+        )
+
+    def serve_forever(self) -> None:
+        """Start, block until SIGTERM/SIGINT, drain in-flight calls, then close everything."""
+        self.start()
+        self.server.serve_until_signalled(self.settings.grpc_shutdown_grace_s, on_stop=self.close)
+
+    def close(self) -> None:
+        """Stop in reverse order of start; safe to call twice and after a failed start."""
+        if getattr(self, "server", None) is not None:
+            self.server.stop(self.settings.grpc_shutdown_grace_s)
+        self._consumer_stop.set()
+        for _consumer, thread in getattr(self, "_consumers", []):
+            thread.join(timeout=15)
+        if getattr(self, "_relay", None) is not None:
+            assert self._relay is not None
+            self._relay.stop()
+            self._relay = None
+        while self._closers:
+            closer = self._closers.pop()
+            try:
+                closer()
+            except Exception as exc:  # noqa: BLE001 - closing the rest matters more than one failure
+                log.warning("service_close_failed", error=str(exc))
+
+    def __enter__(self) -> ServiceRuntime:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
