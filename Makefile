@@ -36,13 +36,17 @@ $(VENV_STAMP): pyproject.toml uv.lock | $(UV)
 install: $(VENV_STAMP) ## Install Python 3.11 dependencies from the lock into .venv
 	@:
 
+# Generated into a fresh directory and swapped in whole, so a process importing `cityhub` while this
+# runs sees either the old tree or the new one, never half of one.
 $(GEN_STAMP): $(PROTOS) $(VENV_STAMP)
-	rm -rf gen/python && mkdir -p gen/python
+	rm -rf gen/python.next && mkdir -p gen/python.next
 	$(RUN) python -m grpc_tools.protoc -I protos \
-	  --python_out=gen/python --grpc_python_out=gen/python \
-	  --mypy_out=gen/python --mypy_grpc_out=gen/python $(PROTOS)
-	find gen/python/cityhub -type d -exec touch {}/__init__.py \; -exec touch {}/py.typed \;
-	touch $@
+	  --python_out=gen/python.next --grpc_python_out=gen/python.next \
+	  --mypy_out=gen/python.next --mypy_grpc_out=gen/python.next $(PROTOS)
+	find gen/python.next/cityhub -type d -exec touch {}/__init__.py \; -exec touch {}/py.typed \;
+	touch gen/python.next/.generated
+	rm -rf gen/python.old && { [ ! -d gen/python ] || mv gen/python gen/python.old; }
+	mv gen/python.next gen/python && rm -rf gen/python.old
 
 .PHONY: protos
 protos: $(GEN_STAMP) ## Generate Python code and type stubs from protos/ into gen/python

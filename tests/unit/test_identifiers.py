@@ -78,4 +78,7 @@ def test_violations_name_every_bad_field() -> None:
     violations.add("detections[1].confidence", "must be between 0 and 1")
     with pytest.raises(InvalidArgumentError) as caught:
         violations.check()
-    assert [v.field for v in caught.value.violations] == ["person.identity_number", "detections[1].confidence"]
+    assert [v.field for v in caught.value.violations] == [
+        "person.identity_number",
+        "detections[1].confidence",
+    ]
