@@ -143,8 +143,8 @@ def run_stack(extra_env: dict[str, str] | None = None) -> None:
             )
         if not specs:
             click.echo("  (no services are listed in deploy/local/processes.toml yet)")
-        token_command = "uv run cityhub token issue --sub me --role district_operator"
-        click.echo(f"A token for calling them: CITYHUB_DEV_KEYS=true {token_command}")
+        issue = "uv run cityhub token issue --sub me --role district_operator"
+        click.echo(f"A token for calling them: CITYHUB_DEV_KEYS=true {issue}")
         click.echo("Press Ctrl-C or run `make stop` to stop.")
         while not stop.wait(1.0):
             for name, process in processes.items():
