@@ -172,22 +172,17 @@ class _PlatformInterceptor(grpc.ServerInterceptor):
         context.set_trailing_metadata((("x-request-id", request_id),))
         return call
 
-    def _fail(self, call: CallInfo, context: grpc.ServicerContext, exc: BaseException) -> grpc.StatusCode:
+    def _fail(self, call: CallInfo, context: grpc.ServicerContext, exc: BaseException) -> None:
         if isinstance(exc, errors.DomainError):
             status = status_for(exc)
-            code = grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == status.code))
-            log.info("rpc_refused", code=code.name, reason=exc.message)
-            context.abort_with_status(rpc_status.to_status(status))
-        log.error("rpc_failed", error_type=type(exc).__name__, exc_info=exc)
-        # Internal details stay in the log (with the request id); the caller gets the id to quote.
-        context.abort_with_status(
-            rpc_status.to_status(
-                status_pb2.Status(
-                    code=code_pb2.INTERNAL, message=f"internal error (request id {call.request_id})"
-                )
+            log.info("rpc_refused", code=_code_of(exc).name, reason=exc.message)
+        else:
+            log.error("rpc_failed", error_type=type(exc).__name__, exc_info=exc)
+            # Internal details stay in the log (with the request id); the caller gets the id to quote.
+            status = status_pb2.Status(
+                code=code_pb2.INTERNAL, message=f"internal error (request id {call.request_id})"
             )
-        )
-        raise AssertionError("unreachable")  # pragma: no cover - abort always raises
+        context.abort_with_status(_with_request_id(rpc_status.to_status(status), call.request_id))
 
     def _finish(self, call: CallInfo, started: float, code: grpc.StatusCode) -> None:
         elapsed = time.perf_counter() - started
@@ -248,6 +243,20 @@ class _PlatformInterceptor(grpc.ServerInterceptor):
                 self._finish(call, started, code)
 
         return wrapped
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+def _with_request_id(status: grpc.Status, request_id: str) -> grpc.Status:
+    """Aborting replaces the trailers set earlier; a failed call is when the caller most needs its id."""
+    return _Status(
+        status.code, status.details, (*tuple(status.trailing_metadata or ()), ("x-request-id", request_id))
+    )
 
 
 def _send_trailers(call: CallInfo, context: grpc.ServicerContext) -> None:

@@ -154,3 +154,16 @@ def test_stop_drains_in_flight_calls_and_refuses_new_ones(ready_server: GrpcServ
         with pytest.raises(grpc.RpcError) as caught:
             stub.Echo(testing_pb2.EchoRequest(text="late"), timeout=2)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_refused_call_still_carries_its_request_id(ready_server: GrpcServer) -> None:
+    with grpc.insecure_channel(ready_server.address) as channel:
+        stub = testing_pb2_grpc.ProbeServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Echo(
+                testing_pb2.EchoRequest(text="x", fail_with="not_found"),
+                metadata=(("x-request-id", "req-err-1"),),
+                timeout=5,
+            )
+    error: Any = caught.value
+    assert ("x-request-id", "req-err-1") in tuple(error.trailing_metadata() or ())
