@@ -51,8 +51,19 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
-    # Library loggers are noisy at INFO (kafka-python logs every connection); keep them at WARNING.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Library loggers (kafka-python, grpc, psycopg_pool) go through the same processors — context,
+    # redaction, one format — so no line on stdout escapes the redactor. They are noisy at INFO (kafka-python
+    # logs every connection), so they start at WARNING.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
     structlog.contextvars.bind_contextvars(service=service)
 
 

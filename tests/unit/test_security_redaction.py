@@ -113,3 +113,16 @@ def test_the_processor_runs_in_the_platform_logging_pipeline(json_logs: io.Strin
     assert line["authorization"] == REDACTED
     assert IDENTITY not in json_logs.getvalue()
     assert JWT not in json_logs.getvalue()
+
+
+def test_library_log_lines_pass_through_the_redactor(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    configure_logging("redaction-test", fmt="json")
+    install_redaction()
+    logging.getLogger("kafka.conn").warning("sending %s for %s", f"Bearer {JWT}", IDENTITY)
+    out = capsys.readouterr().out
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line["logger"] == "kafka.conn"
+    assert JWT not in out
+    assert IDENTITY not in out
