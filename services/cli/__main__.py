@@ -17,7 +17,7 @@ from services.platform.logs import configure_logging
 )
 def cli(log_level: str) -> None:
     """CityHub operator and developer tool."""
-    configure_logging("cli", level=log_level, fmt="console")
+    configure_logging("cli", level=log_level, fmt="console", to_stderr=True)
 
 
 @cli.command()

@@ -177,14 +177,18 @@ def dlq_list(bootstrap: str, topic: str, limit: int | None) -> None:
     help="Consumer group remembering what was replayed",
 )
 @click.option("--dry-run", is_flag=True, help="Only say what would be replayed")
-def dlq_replay(bootstrap: str, topic: str, group: str, dry_run: bool) -> None:
+@click.option(
+    "--timeout", "timeout_s", default=60.0, show_default=True, help="Give up after this many seconds"
+)
+def dlq_replay(bootstrap: str, topic: str, group: str, dry_run: bool, timeout_s: float) -> None:
     """Send dead letters back to their original topic, once each (the group's offsets remember)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.structs import OffsetAndMetadata
 
     source = _dead_letter_topic(topic)
+    # Assigned by hand (the group only stores offsets): no rebalance to wait for, and "done" is exact —
+    # every partition read up to the end offset it had when the command started.
     consumer = KafkaConsumer(
-        source,
         bootstrap_servers=bus.bootstrap_list(bootstrap),
         group_id=group,
         enable_auto_commit=False,
@@ -193,16 +197,21 @@ def dlq_replay(bootstrap: str, topic: str, group: str, dry_run: bool) -> None:
     producer = bus.make_producer(bootstrap)
     replayed = 0
     try:
-        idle_polls = 0
-        while idle_polls < 3:
-            batch = consumer.poll(timeout_ms=1000)
-            if not batch:
-                idle_polls += 1
-                continue
-            idle_polls = 0
+        partitions = consumer.partitions_for_topic(source)
+        if not partitions:
+            raise click.ClickException(f"topic {source!r} does not exist")
+        assignment = [TopicPartition(source, p) for p in sorted(partitions)]
+        consumer.assign(assignment)
+        ends = consumer.end_offsets(assignment)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in assignment):
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"timed out after {timeout_s}s with {replayed} record(s) replayed")
             offsets: dict[Any, Any] = {}
-            for tp, records in batch.items():
+            for tp, records in consumer.poll(timeout_ms=500).items():
                 for record in records:
+                    if record.offset >= ends[tp]:
+                        continue  # arrived after we started: the next replay takes it
                     headers = list(record.headers or ())
                     original = dict(headers).get("dlq_original_topic")
                     target = original.decode() if original else source.removesuffix(bus.DLQ_SUFFIX)
@@ -214,10 +223,8 @@ def dlq_replay(bootstrap: str, topic: str, group: str, dry_run: bool) -> None:
                             timeout=30
                         )
                     replayed += 1
-                    offsets[TopicPartition(tp.topic, tp.partition)] = OffsetAndMetadata(
-                        record.offset + 1, "", -1
-                    )
-            if not dry_run:
+                    offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+            if offsets and not dry_run:
                 consumer.commit(offsets)
     finally:
         producer.close()

@@ -18,7 +18,7 @@ __all__ = ["add_redaction_processor", "bind_context", "clear_context", "configur
 
 # Processors added by other platform modules (the security layer adds its redactor) run before rendering.
 _extra_processors: list[Processor] = []
-_configured: dict[str, str] = {}
+_configured: dict[str, Any] = {}
 
 
 def add_redaction_processor(processor: Callable[[WrappedLogger, str, EventDict], EventDict]) -> None:
@@ -29,11 +29,17 @@ def add_redaction_processor(processor: Callable[[WrappedLogger, str, EventDict],
         configure_logging(**_configured)
 
 
-def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> None:
-    """Configure structlog (and the stdlib root logger, which kafka-python and grpc log through)."""
-    _configured.update(service=service, level=level, fmt=fmt)
+def configure_logging(
+    service: str, level: str = "info", fmt: str = "auto", *, to_stderr: bool = False
+) -> None:
+    """Configure structlog (and the stdlib root logger, which kafka-python and grpc log through).
+
+    Services log to stdout (what container runtimes collect); a command-line tool passes ``to_stderr``
+    because its stdout is its output (``cityhub events tail`` prints JSON lines there)."""
+    _configured.update(service=service, level=level, fmt=fmt, to_stderr=to_stderr)
+    out_name = "stderr" if to_stderr else "stdout"
     numeric = logging.getLevelName(level.upper())
-    render_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    render_json = fmt == "json" or (fmt == "auto" and not getattr(sys, out_name).isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -48,13 +54,14 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # No file given: each logger writes to whatever sys.stdout is when it is made (tests swap it).
+        logger_factory=_CurrentStreamLoggerFactory(out_name),
         cache_logger_on_first_use=False,
     )
     # Library loggers (kafka-python, grpc, psycopg_pool) go through the same processors — context,
     # redaction, one format — so no line on stdout escapes the redactor. They are noisy at INFO (kafka-python
     # logs every connection), so they start at WARNING.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _CurrentStreamHandler(out_name)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
@@ -65,6 +72,32 @@ def configure_logging(service: str, level: str = "info", fmt: str = "auto") -> N
     root.handlers = [handler]
     root.setLevel(logging.WARNING)
     structlog.contextvars.bind_contextvars(service=service)
+
+
+class _CurrentStreamLoggerFactory:
+    """structlog PrintLoggers on the current ``sys.stdout``/``sys.stderr`` at the time each is made."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *_args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(getattr(sys, self._name))
+
+
+class _CurrentStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the current sys.stdout or sys.stderr, not the one at set-up: tests swap and close them."""
+
+    def __init__(self, stream_name: str) -> None:
+        self._stream_name = stream_name
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return getattr(sys, self._stream_name)
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return  # StreamHandler.__init__ assigns one; the current one is looked up at each write
 
 
 def get_logger(**initial: Any) -> Any:

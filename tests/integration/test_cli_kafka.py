@@ -40,13 +40,13 @@ def _publish(bootstrap: str, topic: str, counter_id: str, amount: int) -> bus.Ev
 def test_topics_create_and_list(kafka_bootstrap: str) -> None:
     topic = unique_name("cli.topics")
     created = _run("topics", "create", topic, "--partitions", "2", "--bootstrap", kafka_bootstrap)
-    assert f"created {topic}" in created.output
-    assert f"created {topic}.dlq" in created.output
-    listed = _run("topics", "list", "--bootstrap", kafka_bootstrap).output.split()
+    assert f"created {topic}" in created.stdout
+    assert f"created {topic}.dlq" in created.stdout
+    listed = _run("topics", "list", "--bootstrap", kafka_bootstrap).stdout.split()
     assert topic in listed
     assert f"{topic}.dlq" in listed
     again = _run("topics", "create", topic, "--bootstrap", kafka_bootstrap)
-    assert "all topics already exist" in again.output
+    assert "all topics already exist" in again.stdout
 
 
 def test_events_tail_decodes_values_by_ce_type(kafka_bootstrap: str) -> None:
@@ -55,7 +55,7 @@ def test_events_tail_decodes_values_by_ce_type(kafka_bootstrap: str) -> None:
     sent = _publish(kafka_bootstrap, topic, "c-1", 42)
     out = _run(
         "events", "tail", topic, "--from-beginning", "--limit", "1", "--bootstrap", kafka_bootstrap
-    ).output
+    ).stdout
     line = json.loads(out.strip().splitlines()[-1])
     assert line["headers"]["ce_type"] == "cityhub.testing.v1.CounterIncremented"
     assert line["headers"]["ce_id"] == sent.id
@@ -84,14 +84,14 @@ def test_dlq_list_shows_the_error_and_replay_sends_the_record_back_once(kafka_bo
     finally:
         producer.close(10)
 
-    listed = _run("dlq", "list", topic, "--bootstrap", kafka_bootstrap).output.strip().splitlines()
+    listed = _run("dlq", "list", topic, "--bootstrap", kafka_bootstrap).stdout.strip().splitlines()
     assert len(listed) == 1
     assert json.loads(listed[0])["headers"]["dlq_error"] == "handler refused it"
 
     group = unique_name("replay")
-    replayed = _run("dlq", "replay", topic, "--group", group, "--bootstrap", kafka_bootstrap).output
+    replayed = _run("dlq", "replay", topic, "--group", group, "--bootstrap", kafka_bootstrap).stdout
     assert "replayed 1 record(s)" in replayed
-    back = _run("events", "tail", topic, "--from-beginning", "--bootstrap", kafka_bootstrap).output
+    back = _run("events", "tail", topic, "--from-beginning", "--bootstrap", kafka_bootstrap).stdout
     records = [json.loads(line) for line in back.strip().splitlines()]
     assert len(records) == 1
     assert records[0]["headers"]["ce_id"] == envelope.id
@@ -99,5 +99,5 @@ def test_dlq_list_shows_the_error_and_replay_sends_the_record_back_once(kafka_bo
     # The group remembers: a second replay sends nothing again.
     assert (
         "replayed 0 record(s)"
-        in _run("dlq", "replay", topic, "--group", group, "--bootstrap", kafka_bootstrap).output
+        in _run("dlq", "replay", topic, "--group", group, "--bootstrap", kafka_bootstrap).stdout
     )
