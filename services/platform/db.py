@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -24,6 +25,7 @@ __all__ = [
     "PLATFORM_MIGRATIONS",
     "apply_migrations",
     "create_pool",
+    "dedicated_connection",
     "provision_schema",
     "role_dsn",
     "set_up_database",
@@ -110,6 +112,16 @@ def create_pool(
     )
     pool.open(wait=True, timeout=30)
     return pool
+
+
+def dedicated_connection(pool: ConnectionPool) -> psycopg.Connection[Any]:
+    """A connection made like the pool's (same role and search path) but autocommit and apart from it:
+    what LISTEN needs, since the pool hands its transactional connections to others."""
+    # psycopg_pool accepts callables for both (to rotate credentials); resolve them as it would.
+    conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+    kwargs = dict((pool.kwargs() if callable(pool.kwargs) else pool.kwargs) or {})
+    kwargs["autocommit"] = True
+    return psycopg.connect(conninfo, **kwargs)
 
 
 def set_up_database(

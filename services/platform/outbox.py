@@ -37,6 +37,7 @@ from google.protobuf.message import Message
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
+from services.platform.db import dedicated_connection
 from services.platform.kafka import EventEnvelope, Producer
 from services.platform.logs import get_logger
 from services.platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
@@ -362,12 +363,8 @@ class _Listener:
 
     @classmethod
     def open(cls, pool: ConnectionPool, channel: str) -> _Listener | None:
-        # psycopg_pool accepts callables for both (to rotate credentials); resolve them as it would.
-        conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
-        kwargs = dict((pool.kwargs() if callable(pool.kwargs) else pool.kwargs) or {})
-        kwargs["autocommit"] = True
         try:
-            conn = psycopg.connect(conninfo, **kwargs)
+            conn = dedicated_connection(pool)
             conn.execute(f'LISTEN "{channel}"')
         except psycopg.Error as error:
             log.warning("outbox_listen_failed", error=str(error))

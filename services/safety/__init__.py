@@ -1,0 +1,1 @@
+"""The safety service: campus and hospital early warning, the one-click alarm and joint response."""

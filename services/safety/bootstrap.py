@@ -1,0 +1,73 @@
+"""The safety service's composition root: the only place that opens the pool, the producer, the
+outbox relay, the alert feed's listener and the gRPC server, and wires the use cases to them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from cityhub.safety.v1 import safety_pb2_grpc
+
+from services.platform.db import dedicated_connection
+from services.platform.logs import get_logger
+from services.platform.runtime import ServiceRuntime, ServiceSpec
+from services.platform.security import SecuritySettings
+from services.safety.alert_feed import AlertFeed, alert_channel
+from services.safety.grpc_api import SAFETY_SERVICE, SafetyServicer
+from services.safety.handlers import SafetyConfig, SafetyUseCases
+from services.safety.repository import SafetyRepository
+from services.safety.settings import SafetySettings
+from services.safety.vault import PersonVault, load_person_key
+
+__all__ = ["MIGRATIONS", "build"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = get_logger()
+
+
+def build(
+    settings: SafetySettings,
+    *,
+    configure_logs: bool = True,
+    security: SecuritySettings | None = None,
+) -> ServiceRuntime:
+    # Keys first: a service without its person key or JWT key must not touch the database at all.
+    vault = PersonVault(load_person_key(settings))
+    spec = ServiceSpec(
+        label="safety", grpc_services=[SAFETY_SERVICE], migrations=MIGRATIONS, topics=[settings.events_topic]
+    )
+    # The runtime brings the platform's security: bearer tokens, this service's POLICY, masking, audit.
+    runtime = ServiceRuntime(settings, spec, security=security, configure_logs=configure_logs)
+    try:
+        schema = settings.service_name
+        pool = runtime.pool
+        feed = AlertFeed(
+            lambda: dedicated_connection(pool),
+            alert_channel(schema),
+            queue_size=settings.safety_watch_queue_size,
+        )
+        # Open watch streams end as soon as the server begins to stop, instead of holding it for the grace.
+        runtime.server.on_stop(feed.close)
+        use_cases = SafetyUseCases(
+            runtime.pool,
+            SafetyRepository(),
+            runtime.outbox,
+            vault,
+            SafetyConfig(
+                risk_window=timedelta(seconds=settings.safety_risk_window_s),
+                dedup_window=timedelta(seconds=settings.safety_alert_dedup_window_s),
+                timezone=settings.safety_district_timezone,
+                alert_channel=alert_channel(schema),
+            ),
+            feed=feed,
+        )
+        servicer = SafetyServicer(use_cases)
+        runtime.add_servicer(
+            SAFETY_SERVICE,
+            lambda server: safety_pb2_grpc.add_SafetyServiceServicer_to_server(servicer, server),
+        )
+    except BaseException:
+        runtime.close()
+        raise
+    log.info("safety_built", topic=settings.events_topic, schema=schema)
+    return runtime

@@ -1,0 +1,478 @@
+"""The SafetyService servicer (proto <-> domain, nothing else) and its POLICY table.
+
+Access:
+
+- ``duty_room`` (scoped ``site:<id>``) sees its own site's sites, sensors, alerts (with the risk level and
+  reasons), inspections and statistics, acknowledges its alerts, presses its one-click alarm and reports
+  its guards' progress; other sites' records do not exist for it.
+- ``district_operator`` sees every site, registers sites and sensors, commands the response; it never
+  sees who a person token stands for.
+- ``police`` and ``safety_investigator`` see every site and are the only ones who may resolve a person
+  token into an identity (``GetPerson``: purpose required, every read audited).
+- ``service`` is a sensing gateway or another CityHub service: it reports detections, alarm presses and
+  unit progress and reads sites and alerts; it holds no clearance for person data.
+
+Identity is deliberately absent from every RPC a duty room may call: alerts carry person *tokens* and
+reasons (behaviour, zones and flag categories such as "psychiatric history"), which the issue grants the
+duty room; the identity behind a token is for police and investigators. See docs/services/safety.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from cityhub.common.v1 import common_pb2
+from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
+
+from services.platform.errors import InvalidArgumentError
+from services.platform.security import PolicyTable, Role, RpcPolicy, current_access, scope_from, subject_from
+from services.safety import mapping
+from services.safety.domain.access import Viewer
+from services.safety.domain.commands import (
+    Acknowledge,
+    Dispatch,
+    FindingInput,
+    RaiseAlarm,
+    RecordInspection,
+    RecordPerson,
+    RecordPurchase,
+    RegisterSensor,
+    RegisterSite,
+    ReportDetections,
+    ReportedDetection,
+    Resolve,
+    StatisticsQuery,
+    UnitInput,
+    UpdateUnit,
+    check_page,
+)
+from services.safety.domain.model import AlertStatus
+from services.safety.handlers import SafetyUseCases
+
+__all__ = ["POLICY", "SAFETY_SERVICE", "WATCH_LIVE_METADATA", "SafetyServicer", "viewer_of_current_call"]
+
+SAFETY_SERVICE = "cityhub.safety.v1.SafetyService"
+WATCH_LIVE_METADATA = "x-watch-live"
+
+_SITE = scope_from("site", "site_id")
+_SITE_READERS = {
+    Role.DISTRICT_OPERATOR,
+    Role.DUTY_ROOM,
+    Role.POLICE,
+    Role.SAFETY_INVESTIGATOR,
+    Role.SERVICE,
+}
+_ALERT_READERS = _SITE_READERS
+_COMMAND = {Role.DISTRICT_OPERATOR, Role.POLICE}
+_PERSON_CLEARED = {Role.POLICE, Role.SAFETY_INVESTIGATOR}
+
+POLICY: PolicyTable = {
+    "RegisterSite": RpcPolicy(roles={Role.DISTRICT_OPERATOR, Role.SERVICE}),
+    "GetSite": RpcPolicy(roles=_SITE_READERS, scope=_SITE),
+    # Unscoped here: the use case lists a duty room's own sites only.
+    "ListSites": RpcPolicy(roles=_SITE_READERS),
+    "RegisterSensor": RpcPolicy(roles={Role.DISTRICT_OPERATOR, Role.SERVICE}),
+    "ListSensors": RpcPolicy(roles=_SITE_READERS, scope=_SITE),
+    # Persons of concern are police business; a records feed may write as a service, never read back.
+    "RecordPerson": RpcPolicy(roles={*_PERSON_CLEARED, Role.SERVICE}),
+    "FindPerson": RpcPolicy(roles=_PERSON_CLEARED),
+    "GetPerson": RpcPolicy(roles=_PERSON_CLEARED, subject=subject_from("person_token")),
+    "RecordHazardousPurchase": RpcPolicy(roles={*_PERSON_CLEARED, Role.SERVICE}),
+    # Sensing gateways report as `service`; the command centre may enter detections by hand.
+    "ReportDetections": RpcPolicy(roles={Role.SERVICE, Role.DISTRICT_OPERATOR}),
+    "RaiseAlarm": RpcPolicy(roles={Role.DUTY_ROOM, Role.SERVICE, Role.DISTRICT_OPERATOR}, scope=_SITE),
+    # Alert RPCs name the alert, not the site: the use case checks the alert's site against the caller.
+    "GetAlert": RpcPolicy(roles=_ALERT_READERS),
+    "ListAlerts": RpcPolicy(roles=_ALERT_READERS),
+    "WatchAlerts": RpcPolicy(roles=_ALERT_READERS),
+    "AcknowledgeAlert": RpcPolicy(roles={Role.DUTY_ROOM, *_COMMAND}),
+    "DispatchUnits": RpcPolicy(roles=_COMMAND),
+    # Units report through their apps (`service`); a duty room reports its own guards.
+    "UpdateUnitStatus": RpcPolicy(roles={Role.DUTY_ROOM, Role.SERVICE, *_COMMAND}),
+    "ResolveAlert": RpcPolicy(roles=_COMMAND),
+    "RecordInspection": RpcPolicy(roles={Role.DISTRICT_OPERATOR, Role.POLICE, Role.SERVICE}),
+    "ListInspections": RpcPolicy(roles=_SITE_READERS, scope=_SITE),
+    "GetStatistics": RpcPolicy(
+        roles={Role.DISTRICT_OPERATOR, Role.DUTY_ROOM, Role.POLICE, Role.SAFETY_INVESTIGATOR}
+    ),
+}
+
+
+def viewer_of_current_call() -> Viewer:
+    """Which sites this call may see, from the roles that let it through."""
+    access = current_access()
+    sites = access.caller.scope_ids("site") if Role.DUTY_ROOM.value in access.roles else frozenset()
+    return Viewer(actor=access.caller.sub, all_sites=access.unrestricted, site_ids=sites)
+
+
+def _page_response(token: str) -> common_pb2.PageResponse:
+    return common_pb2.PageResponse(next_page_token=token, total_size=-1)
+
+
+# Method names and signatures are fixed by the generated servicer base class; the context is unused
+# because the platform interceptor handles metadata, errors and status.
+class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
+    def __init__(self, use_cases: SafetyUseCases) -> None:
+        self._cases = use_cases
+
+    # --- sites and sensors --------------------------------------------------------------------------
+
+    def RegisterSite(  # noqa: N802
+        self,
+        request: safety_pb2.RegisterSiteRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RegisterSiteResponse:
+        has_location = request.HasField("location")
+        site = self._cases.register_site(
+            RegisterSite(
+                request_id=request.request_id,
+                name=request.name,
+                kind=mapping.SITE_KIND.from_proto(request.kind),
+                address=request.address,
+                division_code=request.division_code,
+                town=request.town,
+                latitude=request.location.latitude if has_location else None,
+                longitude=request.location.longitude if has_location else None,
+                duty_room_name=request.duty_room.name,
+                duty_room_phone=request.duty_room.phone,
+            )
+        )
+        return safety_pb2.RegisterSiteResponse(site=mapping.site_pb(site))
+
+    def GetSite(  # noqa: N802
+        self,
+        request: safety_pb2.GetSiteRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.GetSiteResponse:
+        site = self._cases.get_site(request.site_id, viewer_of_current_call())
+        return safety_pb2.GetSiteResponse(site=mapping.site_pb(site))
+
+    def ListSites(  # noqa: N802
+        self,
+        request: safety_pb2.ListSitesRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ListSitesResponse:
+        page = check_page(request.page.page_size, request.page.page_token)
+        sites, token = self._cases.list_sites(
+            viewer_of_current_call(),
+            mapping.SITE_KIND.from_proto(request.kind),
+            request.division_code,
+            request.town,
+            page,
+        )
+        return safety_pb2.ListSitesResponse(
+            sites=[mapping.site_pb(s) for s in sites], page=_page_response(token)
+        )
+
+    def RegisterSensor(  # noqa: N802
+        self,
+        request: safety_pb2.RegisterSensorRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RegisterSensorResponse:
+        sensor = self._cases.register_sensor(
+            RegisterSensor(
+                request_id=request.request_id,
+                site_id=request.site_id,
+                kind=mapping.SENSOR_KIND.from_proto(request.kind),
+                zone=request.zone,
+                name=request.name,
+                device_code=request.device_code,
+            )
+        )
+        return safety_pb2.RegisterSensorResponse(sensor=mapping.sensor_pb(sensor))
+
+    def ListSensors(  # noqa: N802
+        self,
+        request: safety_pb2.ListSensorsRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ListSensorsResponse:
+        page = check_page(request.page.page_size, request.page.page_token)
+        sensors, token = self._cases.list_sensors(
+            request.site_id, mapping.SENSOR_KIND.from_proto(request.kind), page
+        )
+        return safety_pb2.ListSensorsResponse(
+            sensors=[mapping.sensor_pb(s) for s in sensors], page=_page_response(token)
+        )
+
+    # --- persons ------------------------------------------------------------------------------------
+
+    def RecordPerson(  # noqa: N802
+        self,
+        request: safety_pb2.RecordPersonRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RecordPersonResponse:
+        token, created = self._cases.record_person(
+            RecordPerson(
+                request_id=request.request_id,
+                identity_number=request.identity_number,
+                name=request.name,
+                risk_flags=tuple(mapping.RISK_FLAG.from_proto(f) for f in request.risk_flags),
+            )
+        )
+        return safety_pb2.RecordPersonResponse(person_token=token, created=created)
+
+    def FindPerson(  # noqa: N802
+        self,
+        request: safety_pb2.FindPersonRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.FindPersonResponse:
+        token = self._cases.find_person(request.identity_number)
+        return safety_pb2.FindPersonResponse(found=token is not None, person_token=token or "")
+
+    def GetPerson(  # noqa: N802
+        self,
+        request: safety_pb2.GetPersonRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.GetPersonResponse:
+        return safety_pb2.GetPersonResponse(
+            person=mapping.person_pb(self._cases.get_person(request.person_token))
+        )
+
+    def RecordHazardousPurchase(  # noqa: N802
+        self,
+        request: safety_pb2.RecordHazardousPurchaseRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RecordHazardousPurchaseResponse:
+        purchase_id = self._cases.record_purchase(
+            RecordPurchase(
+                request_id=request.request_id,
+                person_token=request.person_token,
+                item=mapping.HAZARDOUS_ITEM.from_proto(request.item),
+                description=request.description,
+                quantity=request.quantity,
+                unit=request.unit,
+                purchased_at=mapping.from_ts(request, "purchased_at"),
+                place=request.place,
+            )
+        )
+        return safety_pb2.RecordHazardousPurchaseResponse(
+            purchase_id=purchase_id, person_token=request.person_token
+        )
+
+    # --- detections and alarms ----------------------------------------------------------------------
+
+    def ReportDetections(  # noqa: N802
+        self,
+        request: safety_pb2.ReportDetectionsRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ReportDetectionsResponse:
+        result = self._cases.report_detections(
+            ReportDetections(
+                request_id=request.request_id,
+                detections=tuple(
+                    ReportedDetection(
+                        sensor_id=d.sensor_id,
+                        kind=mapping.DETECTION_KIND.from_proto(d.kind),
+                        detected_at=mapping.from_ts(d, "detected_at"),
+                        confidence=d.confidence,
+                        snapshot_ref=d.snapshot_ref,
+                        label=d.label,
+                        person_token=d.person_token,
+                        plate=d.plate,
+                    )
+                    for d in request.detections
+                ),
+            ),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.ReportDetectionsResponse(
+            detection_ids=list(result.detection_ids),
+            assessments=[
+                safety_pb2.RiskAssessment(
+                    site_id=a.site_id,
+                    level=mapping.RISK_LEVEL.to_proto(a.level),
+                    reasons=list(a.reasons),
+                    alert_id=a.alert_id,
+                    alert_raised=a.alert_raised,
+                    assessed_at=mapping.ts(a.assessed_at),
+                )
+                for a in result.assessments
+            ],
+        )
+
+    def RaiseAlarm(  # noqa: N802
+        self,
+        request: safety_pb2.RaiseAlarmRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RaiseAlarmResponse:
+        alert, raised = self._cases.raise_alarm(
+            RaiseAlarm(
+                request_id=request.request_id,
+                site_id=request.site_id,
+                sensor_id=request.sensor_id,
+                pressed_at=mapping.from_ts(request, "pressed_at"),
+                note=request.note,
+            ),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.RaiseAlarmResponse(alert=mapping.alert_pb(alert), alert_raised=raised)
+
+    # --- alerts -------------------------------------------------------------------------------------
+
+    def GetAlert(  # noqa: N802
+        self,
+        request: safety_pb2.GetAlertRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.GetAlertResponse:
+        alert = self._cases.get_alert(request.alert_id, viewer_of_current_call())
+        return safety_pb2.GetAlertResponse(alert=mapping.alert_pb(alert))
+
+    def ListAlerts(  # noqa: N802
+        self,
+        request: safety_pb2.ListAlertsRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ListAlertsResponse:
+        page = check_page(request.page.page_size, request.page.page_token)
+        statuses: list[AlertStatus] = []
+        for index, number in enumerate(request.statuses):
+            status = mapping.ALERT_STATUS.from_proto(number)
+            if status is None:
+                raise InvalidArgumentError.of(f"statuses[{index}]", "is not a known alert status")
+            statuses.append(status)
+        alerts, token = self._cases.list_alerts(
+            viewer_of_current_call(),
+            request.site_id,
+            statuses=statuses,
+            raised_from=mapping.from_ts(request.raised, "start_time") if request.HasField("raised") else None,
+            raised_until=mapping.from_ts(request.raised, "end_time") if request.HasField("raised") else None,
+            page=page,
+        )
+        return safety_pb2.ListAlertsResponse(
+            alerts=[mapping.alert_pb(a) for a in alerts], page=_page_response(token)
+        )
+
+    def WatchAlerts(  # noqa: N802
+        self, request: safety_pb2.WatchAlertsRequest, context: grpc.ServicerContext
+    ) -> Iterator[safety_pb2.WatchAlertsResponse]:
+        changes = self._cases.watch_alerts(
+            viewer_of_current_call(),
+            request.site_id,
+            include_open=request.include_open,
+            active=context.is_active,
+            # Response headers tell the client the watch is live: changes committed from now on reach it.
+            on_live=lambda: context.send_initial_metadata(((WATCH_LIVE_METADATA, "true"),)),
+        )
+        for change, alert in changes:
+            yield safety_pb2.WatchAlertsResponse(
+                change=mapping.ALERT_CHANGE.to_proto(change), alert=mapping.alert_pb(alert)
+            )
+
+    def AcknowledgeAlert(  # noqa: N802
+        self,
+        request: safety_pb2.AcknowledgeAlertRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.AcknowledgeAlertResponse:
+        alert = self._cases.acknowledge(
+            Acknowledge(request_id=request.request_id, alert_id=request.alert_id, note=request.note),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.AcknowledgeAlertResponse(alert=mapping.alert_pb(alert))
+
+    def DispatchUnits(  # noqa: N802
+        self,
+        request: safety_pb2.DispatchUnitsRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.DispatchUnitsResponse:
+        alert, unit_ids = self._cases.dispatch(
+            Dispatch(
+                request_id=request.request_id,
+                alert_id=request.alert_id,
+                units=tuple(UnitInput(mapping.UNIT_KIND.from_proto(u.kind), u.name) for u in request.units),
+            ),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.DispatchUnitsResponse(alert=mapping.alert_pb(alert), unit_ids=unit_ids)
+
+    def UpdateUnitStatus(  # noqa: N802
+        self,
+        request: safety_pb2.UpdateUnitStatusRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.UpdateUnitStatusResponse:
+        alert = self._cases.update_unit(
+            UpdateUnit(
+                request_id=request.request_id,
+                alert_id=request.alert_id,
+                unit_id=request.unit_id,
+                status=mapping.UNIT_STATUS.from_proto(request.status),
+            ),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.UpdateUnitStatusResponse(alert=mapping.alert_pb(alert))
+
+    def ResolveAlert(  # noqa: N802
+        self,
+        request: safety_pb2.ResolveAlertRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ResolveAlertResponse:
+        alert = self._cases.resolve(
+            Resolve(
+                request_id=request.request_id,
+                alert_id=request.alert_id,
+                outcome=mapping.ALERT_OUTCOME.from_proto(request.outcome),
+                note=request.note,
+            ),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.ResolveAlertResponse(alert=mapping.alert_pb(alert))
+
+    # --- inspections and statistics -----------------------------------------------------------------
+
+    def RecordInspection(  # noqa: N802
+        self,
+        request: safety_pb2.RecordInspectionRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RecordInspectionResponse:
+        inspection = self._cases.record_inspection(
+            RecordInspection(
+                request_id=request.request_id,
+                site_id=request.site_id,
+                method=mapping.INSPECTION_METHOD.from_proto(request.method),
+                inspector=request.inspector,
+                inspected_at=mapping.from_ts(request, "inspected_at"),
+                sensor_id=request.sensor_id,
+                summary=request.summary,
+                findings=tuple(
+                    FindingInput(f.category, f.description, mapping.severity_name(f.severity))
+                    for f in request.findings
+                ),
+            )
+        )
+        return safety_pb2.RecordInspectionResponse(inspection=mapping.inspection_pb(inspection))
+
+    def ListInspections(  # noqa: N802
+        self,
+        request: safety_pb2.ListInspectionsRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ListInspectionsResponse:
+        page = check_page(request.page.page_size, request.page.page_token)
+        found, token = self._cases.list_inspections(request.site_id, page)
+        return safety_pb2.ListInspectionsResponse(
+            inspections=[mapping.inspection_pb(i) for i in found], page=_page_response(token)
+        )
+
+    def GetStatistics(  # noqa: N802
+        self,
+        request: safety_pb2.GetStatisticsRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.GetStatisticsResponse:
+        buckets = {
+            safety_pb2.STATISTICS_BUCKET_UNSPECIFIED: None,
+            safety_pb2.STATISTICS_BUCKET_DAY: "day",
+            safety_pb2.STATISTICS_BUCKET_MONTH: "month",
+        }
+        if request.bucket not in buckets:
+            raise InvalidArgumentError.of("bucket", "is not a known bucket")
+        bucket = buckets[request.bucket]
+        rows, overall = self._cases.statistics(
+            StatisticsQuery(
+                site_id=request.site_id,
+                start=mapping.from_ts(request.period, "start_time"),
+                end=mapping.from_ts(request.period, "end_time"),
+                bucket=bucket,
+            ),
+            viewer_of_current_call(),
+        )
+        return safety_pb2.GetStatisticsResponse(
+            rows=[mapping.figures_pb(r) for r in rows], total=mapping.figures_pb(overall)
+        )

@@ -1,0 +1,76 @@
+"""Settings of the safety service (environment variables, validated at start-up)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+
+from services.platform.security.settings import DEV_SECRETS_DIR
+from services.platform.settings import ServiceSettings
+
+__all__ = ["SafetySettings"]
+
+
+class SafetySettings(ServiceSettings):
+    service_name: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")] = "safety"
+    # Where the service's facts go (tests point it at a topic of their own).
+    events_topic: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]{1,249}$")] = (
+        "cityhub.safety.events.v1"
+    )
+
+    # The key protecting persons of concern: base64 of 32 random bytes (``openssl rand -base64 32``).
+    # From it the service derives the AES-GCM key that encrypts identity numbers, names, flags and
+    # purchases, and the HMAC key that makes person tokens. Losing it loses the records; changing it
+    # changes every token. Inline or as a mounted Secret file.
+    safety_person_key: SecretStr | None = None
+    safety_person_key_file: Path | None = None
+    # Local development only: with no key configured, generate one under .local/secrets/ (shared by
+    # local processes). Off by default so a production pod without its Secret refuses to start. The
+    # platform's CITYHUB_DEV_KEYS switches it on too, so one flag makes a local stack.
+    safety_dev_keys: bool = Field(
+        default=False, validation_alias=AliasChoices("safety_dev_keys", "cityhub_dev_keys")
+    )
+    safety_dev_secrets_dir: Path = DEV_SECRETS_DIR
+
+    # Detections at one site within this many seconds are assessed together.
+    safety_risk_window_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    # Detections of a kind an open alert already has, within this many seconds of its detections,
+    # update that alert instead of opening another.
+    safety_alert_dedup_window_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
+    # The district's time zone: statistics buckets (days, months) start at its midnight.
+    safety_district_timezone: str = "Asia/Shanghai"
+    # Alert changes a slow watcher may fall behind by before it is re-sent the open alerts instead.
+    safety_watch_queue_size: Annotated[int, Field(ge=10, le=100_000)] = 1000
+
+    @field_validator("safety_person_key")
+    @classmethod
+    def _is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        decode_person_key(value.get_secret_value())
+        return value
+
+    @field_validator("safety_district_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+def decode_person_key(text: str) -> bytes:
+    """The raw key from its base64 text; ValueError (without the value) when it is not 32 bytes."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64 (e.g. from `openssl rand -base64 32`)") from None
+    if len(raw) != 32:
+        raise ValueError(f"must decode to 32 bytes, not {len(raw)}")
+    return raw
