@@ -383,6 +383,13 @@ class GrpcServer:
             except Exception as exc:  # noqa: BLE001 - draining the rest matters more than one hook
                 log.warning("grpc_stop_hook_failed", error=str(exc))
         drained.wait()
+        if self._ready_thread is not None:
+            self._ready_thread.join(timeout=5)
+        # Readiness probes may hold clients (a Kafka admin client); left open they retry a broker forever.
+        for check in self._checks:
+            close = getattr(check, "close", None)
+            if callable(close):
+                close()
         log.info("grpc_server_stopped", address=self.address)
 
     def wait(self) -> None:
