@@ -121,6 +121,8 @@ class ServiceRuntime:
         self._consumers: list[tuple[IdempotentConsumer, threading.Thread]] = []
         self._consumer_stop = threading.Event()
         self._pending_consumers: list[IdempotentConsumer] = []
+        self._tasks: list[tuple[str, Callable[[threading.Event], None]]] = []
+        self._task_threads: list[threading.Thread] = []
         self.metrics_port: int | None = None
 
     @property
@@ -139,6 +141,11 @@ class ServiceRuntime:
             name, topics, self.settings.kafka_bootstrap_list, self.pool, handler, self.producer, **overrides
         )
         self._pending_consumers.append(consumer)
+
+    def add_background(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        """Run ``target(stop_event)`` in a daemon thread from :meth:`start` until :meth:`close` (periodic
+        checks such as device-silence detection)."""
+        self._tasks.append((name, target))
 
     def start(self) -> None:
         self.metrics_port = serve_metrics(self.settings.metrics_port)
@@ -159,6 +166,10 @@ class ServiceRuntime:
             thread.start()
             self._consumers.append((consumer, thread))
         self._pending_consumers.clear()
+        for name, target in self._tasks:
+            thread = threading.Thread(target=target, args=(self._consumer_stop,), name=name, daemon=True)
+            thread.start()
+            self._task_threads.append(thread)
         self.server.start()
         log.info(
             "service_started",
@@ -176,8 +187,11 @@ class ServiceRuntime:
         """Stop in reverse order of start; safe to call twice and after a failed start."""
         if getattr(self, "server", None) is not None:
             self.server.stop(self.settings.grpc_shutdown_grace_s)
+        # One stop event serves consumers and background tasks: both end after their current step.
         self._consumer_stop.set()
-        for _consumer, thread in getattr(self, "_consumers", []):
+        for thread in [t for _c, t in getattr(self, "_consumers", [])] + getattr(
+            self, "_task_threads", []
+        ):
             thread.join(timeout=15)
         if getattr(self, "_relay", None) is not None:
             assert self._relay is not None
