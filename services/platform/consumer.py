@@ -50,12 +50,15 @@ from services.platform.tracing import parse_traceparent, set_current_trace
 
 __all__ = [
     "DLQ_HEADERS",
+    "BatchHandler",
     "Handler",
     "IdempotentConsumer",
     "is_transient",
 ]
 
 Handler = Callable[[psycopg.Connection[Any], EventEnvelope, Message], None]
+# Applies every new record of one poll in one go (in poll order); see IdempotentConsumer.
+BatchHandler = Callable[[psycopg.Connection[Any], Sequence[tuple[EventEnvelope, Message]]], None]
 
 DLQ_HEADERS = (
     "dlq_error",
@@ -125,6 +128,7 @@ class IdempotentConsumer:
         handler: Handler,
         dlq_producer: Producer,
         group_id: str | None = None,
+        batch_handler: BatchHandler | None = None,
         *,
         poll_timeout_ms: int = 500,
         max_poll_records: int = 500,
@@ -143,6 +147,7 @@ class IdempotentConsumer:
         self.topics = list(topics)
         self._pool = pool
         self._handler = handler
+        self._batch_handler = batch_handler
         self._dlq = dlq_producer
         self._poll_timeout_ms = poll_timeout_ms
         self._lag_every_s = lag_every_s
@@ -227,6 +232,56 @@ class IdempotentConsumer:
     # --- one batch ----------------------------------------------------------------------------------
 
     def _apply(self, records: Sequence[_ConsumerRecord]) -> tuple[list[_Outcome], list[_DeadLetter]]:
+        if self._batch_handler is not None:
+            try:
+                return self._apply_poll(records, self._batch_handler)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                # Something in the poll is bad: find it record by record, so only it is dead-lettered.
+                log.warning("consumer_poll_failed_applying_one_by_one", error=str(error))
+        return self._apply_each(records)
+
+    def _apply_poll(
+        self, records: Sequence[_ConsumerRecord], batch_handler: BatchHandler
+    ) -> tuple[list[_Outcome], list[_DeadLetter]]:
+        """The whole poll in one transaction: its new ids into processed_events and its effect together.
+
+        For streams where one record's effect rewrites the same rows as the next one's (rollups), a row
+        is written once per poll instead of once per record."""
+        outcomes: list[_Outcome] = []
+        dead: list[_DeadLetter] = []
+        decoded: list[tuple[_ConsumerRecord, EventEnvelope, Message]] = []
+        for record in records:
+            try:
+                envelope = envelope_from_record(record)
+                decoded.append((record, envelope, decode_payload(envelope.type, envelope.payload)))
+            except EnvelopeError as error:
+                dead.append(_DeadLetter(record, error))
+                outcomes.append(_Outcome(record.topic, "dead_lettered"))
+        with self._pool.connection() as conn, conn.transaction():
+            ids = list(dict.fromkeys(envelope.id for _, envelope, _ in decoded))
+            fresh_ids = {
+                str(row[0])
+                for row in conn.execute(
+                    "INSERT INTO processed_events (consumer, event_id)"
+                    " SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                    (self.name, ids),
+                ).fetchall()
+            }
+            fresh: list[tuple[EventEnvelope, Message]] = []
+            for record, envelope, message in decoded:
+                if envelope.id in fresh_ids:
+                    fresh_ids.discard(envelope.id)  # a repeat within the poll counts once
+                    fresh.append((envelope, message))
+                    outcomes.append(_Outcome(record.topic, "processed"))
+                else:
+                    outcomes.append(_Outcome(record.topic, "duplicate"))
+            if fresh:
+                batch_handler(conn, fresh)
+        return outcomes, dead
+
+    def _apply_each(self, records: Sequence[_ConsumerRecord]) -> tuple[list[_Outcome], list[_DeadLetter]]:
         outcomes: list[_Outcome] = []
         dead: list[_DeadLetter] = []
         with self._pool.connection() as conn, conn.transaction():

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 from psycopg_pool import ConnectionPool
 
-from services.platform.consumer import Handler, IdempotentConsumer
+from services.platform.consumer import BatchHandler, Handler, IdempotentConsumer
 from services.platform.db import set_up_database
 from services.platform.grpc_server import GrpcServer, Guard
 from services.platform.kafka import Producer, ensure_topics, make_producer
@@ -132,13 +132,30 @@ class ServiceRuntime:
     def add_servicer(self, full_name: str, register: Callable[[grpc.Server], None]) -> None:
         self.server.add_service(full_name, register)
 
-    def add_consumer(self, name: str, topics: Sequence[str], handler: Handler, **overrides: Any) -> None:
-        """Consume ``topics`` into this service's schema through ``handler`` (idempotent, with a DLQ)."""
+    def add_consumer(
+        self,
+        name: str,
+        topics: Sequence[str],
+        handler: Handler,
+        *,
+        batch_handler: BatchHandler | None = None,
+        **overrides: Any,
+    ) -> None:
+        """Consume ``topics`` into this service's schema through ``handler`` (idempotent, with a DLQ);
+        with ``batch_handler``, each poll's new records are applied in one go (``handler`` then only
+        isolates a bad record when a poll fails)."""
         # The group is named after the schema too, so two deployments (or two test runs) of one service
         # never share offsets.
         overrides.setdefault("group_id", f"{self.settings.service_name}.{name}")
         consumer = IdempotentConsumer(
-            name, topics, self.settings.kafka_bootstrap_list, self.pool, handler, self.producer, **overrides
+            name,
+            topics,
+            self.settings.kafka_bootstrap_list,
+            self.pool,
+            handler,
+            self.producer,
+            batch_handler=batch_handler,
+            **overrides,
         )
         self._pending_consumers.append(consumer)
 
@@ -189,9 +206,7 @@ class ServiceRuntime:
             self.server.stop(self.settings.grpc_shutdown_grace_s)
         # One stop event serves consumers and background tasks: both end after their current step.
         self._consumer_stop.set()
-        for thread in [t for _c, t in getattr(self, "_consumers", [])] + getattr(
-            self, "_task_threads", []
-        ):
+        for thread in [t for _c, t in getattr(self, "_consumers", [])] + getattr(self, "_task_threads", []):
             thread.join(timeout=15)
         if getattr(self, "_relay", None) is not None:
             assert self._relay is not None

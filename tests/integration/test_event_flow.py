@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -548,6 +548,66 @@ def test_unhandleable_records_go_to_dlq_and_the_partition_moves_on(
         assert got["dlq_original_offset"] == str(offset).encode()
         parse_ce_time(got["dlq_time"].decode())
     assert b"negative amount -7" in headers_of(dead[2])["dlq_error"]
+
+
+def test_batch_handler_applies_a_poll_at_once_and_isolates_a_poison_record(
+    kafka_bootstrap: str, schema_pool: ConnectionPool, producer: Producer
+) -> None:
+    topic = new_topic(kafka_bootstrap, partitions=1)
+    polls: list[int] = []
+
+    def apply_poll(conn: psycopg.Connection[Any], records: Sequence[tuple[EventEnvelope, Message]]) -> None:
+        polls.append(len(records))
+        for envelope, message in records:
+            apply_counter(conn, envelope, message)
+
+    def envelope(amount: int, seq: int) -> EventEnvelope:
+        return EventEnvelope.for_message(
+            CounterIncremented(counter_id="b", amount=amount, sequence=seq),
+            topic=topic,
+            key="b",
+            subject="counter/b",
+            source=SOURCE,
+        )
+
+    first, second, poison, last = envelope(1, 1), envelope(2, 2), envelope(-5, 3), envelope(10, 4)
+    raw = raw_producer(kafka_bootstrap)
+    try:
+        # The first record twice: the poll counts it once. The poison makes the poll fail as a whole.
+        for item in (first, first, second, poison, last):
+            raw.send(topic, value=item.payload, key=b"b", headers=item.headers())
+        raw.flush(timeout=10)
+    finally:
+        raw.close(timeout=5)
+
+    consumer = IdempotentConsumer(
+        unique_name("batched"),
+        [topic],
+        kafka_bootstrap,
+        schema_pool,
+        apply_counter,
+        producer,
+        batch_handler=apply_poll,
+        poll_timeout_ms=100,
+        # The whole backlog in one poll, so the poison is in the same poll as the good records.
+        fetch_min_bytes=1,
+        fetch_max_wait_ms=1000,
+    )
+    with running(consumer):
+        wait_until(
+            lambda: committed_offset(kafka_bootstrap, consumer.name, topic, 0) == 5,
+            timeout_s=20,
+            what="the offset to move past all five records",
+        )
+    # The good records count once each; the poison's write was undone and it went to the DLQ.
+    assert projection(schema_pool)["b"] == (13, 3, 0)
+    assert outcomes(consumer, topic, "dead_lettered") == 1
+    assert outcomes(consumer, topic, "duplicate") == 1
+    dead = read_records(kafka_bootstrap, dlq_topic(topic), 1)
+    assert headers_of(dead[0])["ce_id"] == poison.id.encode()
+    # The batch handler was tried (and the poll rolled back) before the record-by-record fallback.
+    assert polls
+    assert max(polls) >= 2
 
 
 # --- the relay's other duties ---------------------------------------------------------------------------
