@@ -1,0 +1,383 @@
+"""Telemetry rules: which samples are acceptable, how samples add up to hourly figures, and how a
+device's stream of states becomes state changes and fault alerts.
+
+A sample describes its device over ``[time_unix_ms, time_unix_ms + the device's sample interval)``: its
+state for that whole interval and the parts completed in it. Everything here is additive per device and
+hour, so samples may be rolled up in any order and any grouping.
+
+:func:`screen_samples` is the ingest hot path (tens of thousands of samples a second): it reads each
+protobuf field once into a local and compares against precomputed bounds, and reports only the first
+problem of a sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+from services.platform.errors import FieldViolation
+
+__all__ = [
+    "HOUR_MS",
+    "DeviceProfile",
+    "DeviceState",
+    "FaultAlertCleared",
+    "FaultAlertDue",
+    "HourTotals",
+    "Rejection",
+    "RejectionReason",
+    "SampleLike",
+    "SampleLimits",
+    "Screened",
+    "StateChange",
+    "StatusSnapshot",
+    "accumulate",
+    "follow_states",
+    "screen_samples",
+]
+
+HOUR_MS = 3_600_000
+
+
+class DeviceState(IntEnum):
+    RUNNING = 1
+    IDLE = 2
+    STOPPED = 3
+    FAULT = 4
+
+
+class RejectionReason(IntEnum):
+    UNKNOWN_DEVICE = 1
+    TIME_SKEW = 2
+    OUT_OF_RANGE = 3
+    NOT_PERMITTED = 4
+    DUPLICATE = 5
+
+
+class SampleLike(Protocol):
+    """The fields of cityhub.industry.v1.TelemetrySample (the generated class satisfies this)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def time_unix_ms(self) -> int: ...
+    @property
+    def state(self) -> int: ...
+    @property
+    def good_count(self) -> int: ...
+    @property
+    def reject_count(self) -> int: ...
+    @property
+    def power_kw(self) -> float: ...
+    @property
+    def spindle_load_pct(self) -> float: ...
+    @property
+    def temperature_c(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProfile:
+    """What telemetry handling needs to know about a registered device."""
+
+    device_id: str
+    enterprise_id: str
+    park_id: str | None
+    workshop: str
+    rated_power_kw: float
+    ideal_cycle_seconds: float
+    sample_interval_ms: int
+    # The stream partition its samples go to (assigned by the directory that knows the partition count).
+    bucket: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SampleLimits:
+    max_future_ms: int
+    max_age_ms: int
+    power_rated_multiple: float
+    temperature_min_c: float
+    temperature_max_c: float
+    spindle_load_max_pct: float
+    max_parts_per_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    device_id: str
+    reason: RejectionReason
+    field: str
+    description: str
+
+    def violation(self) -> FieldViolation:
+        return FieldViolation(self.field, self.description)
+
+
+@dataclass(slots=True)
+class Screened:
+    """Accepted samples grouped by their device's bucket (original order kept), and the rejections."""
+
+    accepted: dict[int, list[SampleLike]] = field(default_factory=dict)
+    accepted_count: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def screen_samples(
+    samples: Sequence[SampleLike],
+    devices: Mapping[str, DeviceProfile],
+    limits: SampleLimits,
+    now_ms: int,
+    permitted: Callable[[DeviceProfile], bool] | None = None,
+    *,
+    bucket_count: int = 1,
+) -> Screened:
+    """Split ``samples`` into acceptable ones (by bucket, ``0 <= bucket < bucket_count``) and rejections
+    with reason and field path. ``permitted`` (None: every device) says whether the caller may report
+    for a device.
+
+    The loop is written for the common case, a good sample: one chained comparison over every field,
+    no per-field branches, no allocation but the duplicate key. Only a sample that fails goes through
+    :func:`_diagnose` to find out which check it failed."""
+    lists: list[list[SampleLike]] = [[] for _ in range(max(bucket_count, 1))]
+    rejections: list[Rejection] = []
+    latest = now_ms + limits.max_future_ms
+    earliest = now_ms - limits.max_age_ms
+    multiple = limits.power_rated_multiple
+    t_min, t_max = limits.temperature_min_c, limits.temperature_max_c
+    load_max = limits.spindle_load_max_pct
+    parts_max = limits.max_parts_per_sample
+    lookup = devices.get
+    seen: set[tuple[str, int]] = set()
+    seen_add = seen.add
+    for index, sample in enumerate(samples):
+        device_id = sample.device_id
+        device = lookup(device_id)
+        if device is not None and (permitted is None or permitted(device)):
+            moment = sample.time_unix_ms
+            # Written so that NaN fails every float comparison too.
+            if (
+                earliest <= moment <= latest
+                and 1 <= sample.state <= 4
+                and 0 <= sample.good_count <= parts_max
+                and 0 <= sample.reject_count <= parts_max
+                and 0.0 <= sample.power_kw <= device.rated_power_kw * multiple
+                and 0.0 <= sample.spindle_load_pct <= load_max
+                and t_min <= sample.temperature_c <= t_max
+            ):
+                key = (device_id, moment)
+                if key not in seen:
+                    seen_add(key)
+                    lists[device.bucket].append(sample)
+                    continue
+        rejections.append(_diagnose(index, sample, device, permitted=permitted, limits=limits, now_ms=now_ms))
+    accepted = {bucket: group for bucket, group in enumerate(lists) if group}
+    return Screened(accepted, len(samples) - len(rejections), rejections)
+
+
+# A diagnosis is a list of checks, each answering at once.
+def _diagnose(  # noqa: PLR0911
+    index: int,
+    sample: SampleLike,
+    device: DeviceProfile | None,
+    *,
+    permitted: Callable[[DeviceProfile], bool] | None,
+    limits: SampleLimits,
+    now_ms: int,
+) -> Rejection:
+    """Why :func:`screen_samples` refused ``sample``: the first check it fails, in the order the fast
+    path makes them (a sample passing them all was a duplicate)."""
+    device_id = sample.device_id
+
+    def rejection(reason: RejectionReason, name: str, why: str) -> Rejection:
+        return Rejection(index, device_id, reason, f"samples[{index}].{name}", why)
+
+    out_of_range = RejectionReason.OUT_OF_RANGE
+    if device is None:
+        return rejection(RejectionReason.UNKNOWN_DEVICE, "device_id", "no such device")
+    if permitted is not None and not permitted(device):
+        return rejection(
+            RejectionReason.NOT_PERMITTED,
+            "device_id",
+            "the caller may not report for this device's enterprise",
+        )
+    moment = sample.time_unix_ms
+    if moment > now_ms + limits.max_future_ms:
+        return rejection(
+            RejectionReason.TIME_SKEW,
+            "time_unix_ms",
+            f"is more than {limits.max_future_ms // 1000} s ahead of the server clock",
+        )
+    if moment < now_ms - limits.max_age_ms:
+        return rejection(
+            RejectionReason.TIME_SKEW,
+            "time_unix_ms",
+            f"is older than the {limits.max_age_ms // 1000} s late-data window",
+        )
+    if not 1 <= sample.state <= 4:
+        return rejection(out_of_range, "state", "must be running, idle, stopped or fault")
+    parts_max = limits.max_parts_per_sample
+    if not 0 <= sample.good_count <= parts_max:
+        return rejection(out_of_range, "good_count", f"must be between 0 and {parts_max}")
+    if not 0 <= sample.reject_count <= parts_max:
+        return rejection(out_of_range, "reject_count", f"must be between 0 and {parts_max}")
+    rated, multiple = device.rated_power_kw, limits.power_rated_multiple
+    if not 0.0 <= sample.power_kw <= rated * multiple:
+        return rejection(
+            out_of_range,
+            "power_kw",
+            f"must be between 0 and {rated * multiple:g} kW ({multiple:g} x the rated {rated:g} kW)",
+        )
+    load_max = limits.spindle_load_max_pct
+    if not 0.0 <= sample.spindle_load_pct <= load_max:
+        return rejection(out_of_range, "spindle_load_pct", f"must be between 0 and {load_max:g} %")
+    t_min, t_max = limits.temperature_min_c, limits.temperature_max_c
+    if not t_min <= sample.temperature_c <= t_max:
+        return rejection(
+            out_of_range, "temperature_c", f"must be between {t_min:g} and {t_max:g} degrees Celsius"
+        )
+    return rejection(
+        RejectionReason.DUPLICATE,
+        "time_unix_ms",
+        "an earlier sample in this request has the same device and time",
+    )
+
+
+# --- rollup -------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HourTotals:
+    """One device's sums for one hour (UTC). Times in milliseconds."""
+
+    running_ms: int = 0
+    idle_ms: int = 0
+    stopped_ms: int = 0
+    fault_ms: int = 0
+    good_count: int = 0
+    reject_count: int = 0
+    ideal_ms: float = 0.0
+
+    def add_time(self, state: int, ms: int) -> None:
+        if state == DeviceState.RUNNING:
+            self.running_ms += ms
+        elif state == DeviceState.IDLE:
+            self.idle_ms += ms
+        elif state == DeviceState.STOPPED:
+            self.stopped_ms += ms
+        elif state == DeviceState.FAULT:
+            self.fault_ms += ms
+
+
+def accumulate(
+    samples: Iterable[SampleLike], devices: Mapping[str, DeviceProfile]
+) -> tuple[dict[tuple[str, int], HourTotals], int]:
+    """Sum ``samples`` per (device, hour start in Unix ms). An interval crossing the hour is split at it;
+    parts count in the hour the interval starts in. Returns the sums and how many samples named a device
+    not in ``devices`` (skipped)."""
+    totals: dict[tuple[str, int], HourTotals] = {}
+    skipped = 0
+    for sample in samples:
+        device_id = sample.device_id
+        device = devices.get(device_id)
+        state = sample.state
+        if device is None or not 1 <= state <= 4:
+            skipped += 1
+            continue
+        moment = sample.time_unix_ms
+        hour = moment - moment % HOUR_MS
+        key = (device_id, hour)
+        row = totals.get(key)
+        if row is None:
+            row = totals[key] = HourTotals()
+        end = moment + device.sample_interval_ms
+        boundary = hour + HOUR_MS
+        if end <= boundary:
+            row.add_time(state, end - moment)
+        else:
+            row.add_time(state, boundary - moment)
+            # Intervals are at most an hour long, so at most one more hour is touched.
+            following = totals.get((device_id, boundary))
+            if following is None:
+                following = totals[(device_id, boundary)] = HourTotals()
+            following.add_time(state, end - boundary)
+        parts = sample.good_count + sample.reject_count
+        row.good_count += sample.good_count
+        row.reject_count += sample.reject_count
+        row.ideal_ms += parts * device.ideal_cycle_seconds * 1000.0
+    return totals, skipped
+
+
+# --- state and fault alerts --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StatusSnapshot:
+    """A device's newest known state (what ``device_status`` holds)."""
+
+    device_id: str
+    state: int = 0
+    state_since_ms: int | None = None
+    last_sample_ms: int | None = None
+    fault_alert_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    device_id: str
+    previous: int
+    state: int
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAlertDue:
+    device_id: str
+    alert_id: str
+    since_ms: int
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAlertCleared:
+    device_id: str
+    alert_id: str
+    at_ms: int
+
+
+Happening = StateChange | FaultAlertDue | FaultAlertCleared
+
+
+def follow_states(
+    status: StatusSnapshot,
+    timeline: Sequence[tuple[int, int]],
+    fault_after_ms: int,
+    new_alert_id: Callable[[], str],
+) -> list[Happening]:
+    """Walk ``timeline`` ((time ms, state) sorted by time) forward from ``status``, updating it, and return
+    what happened: state changes, a fault alert once the device has been in fault for ``fault_after_ms``,
+    and that alert's clearing when the device leaves fault. Samples not newer than the last one seen
+    (late or repeated) change nothing here; they still count in the rollup."""
+    happened: list[Happening] = []
+    for moment, state in timeline:
+        if status.last_sample_ms is not None and moment <= status.last_sample_ms:
+            continue
+        if state != status.state:
+            if status.fault_alert_id is not None:
+                happened.append(FaultAlertCleared(status.device_id, status.fault_alert_id, moment))
+                status.fault_alert_id = None
+            happened.append(StateChange(status.device_id, status.state, state, moment))
+            status.state = state
+            status.state_since_ms = moment
+        status.last_sample_ms = moment
+        since = status.state_since_ms
+        if (
+            state == DeviceState.FAULT
+            and status.fault_alert_id is None
+            and since is not None
+            and moment - since >= fault_after_ms
+        ):
+            status.fault_alert_id = new_alert_id()
+            happened.append(FaultAlertDue(status.device_id, status.fault_alert_id, since, moment))
+    return happened

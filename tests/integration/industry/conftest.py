@@ -1,0 +1,73 @@
+"""The industry service built in-process on the real PostgreSQL and Kafka, one per test module.
+
+Each module gets its own schema (SERVICE_NAME=industry_t<hex>) and its own events and telemetry topics
+(deleted afterwards), and short health thresholds."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from cityhub.industry.v1 import industry_pb2_grpc
+
+from services.industry.bootstrap import build
+from services.industry.settings import IndustrySettings
+from services.platform.settings import load_settings
+from tests.integration.industry.industry_support import Industry
+from tests.security_support import make_keys
+
+
+def _delete_topics(bootstrap: str, topics: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    admin: Any = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        admin.delete_topics(topics)
+    except Exception:  # noqa: BLE001 - tidying up only; a leftover test topic harms nobody
+        pass
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def industry(
+    kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Industry]:
+    suffix = secrets.token_hex(4)
+    settings = load_settings(
+        IndustrySettings,
+        service_name=f"industry_t{suffix}",
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        grpc_port=0,
+        metrics_port=0,
+        log_level="warning",
+        topic_partitions=3,
+        events_topic=f"cityhub.industry.events.v1.t{suffix}",
+        telemetry_topic=f"cityhub.industry.telemetry.v1.t{suffix}",
+        health_check_interval_s=0.3,
+        silence_alert_after_s=2.0,
+        fault_alert_after_s=600.0,
+        rollup_publish_delay_s=0.0,
+        outbox_poll_interval_s=0.05,
+    )
+    keys = make_keys(tmp_path_factory.mktemp("industry-keys"))
+    runtime = build(settings, configure_logs=False, security=keys.settings)
+    runtime.start()
+    channel = grpc.insecure_channel(runtime.address)
+    try:
+        yield Industry(
+            runtime,
+            settings,
+            industry_pb2_grpc.IndustryServiceStub(channel),
+            keys.issuer,
+            kafka_bootstrap,
+        )
+    finally:
+        channel.close()
+        runtime.close()
+        topics = [settings.events_topic, settings.telemetry_topic]
+        _delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
