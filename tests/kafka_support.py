@@ -14,21 +14,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from services.platform.consumer import IdempotentConsumer
+from tests.support import wait_until
 
 T = TypeVar("T")
-
-
-def wait_until(check: Callable[[], T | None], *, timeout_s: float, what: str, interval_s: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` once ``timeout_s`` passes."""
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last value: {last!r})")
-        time.sleep(interval_s)
 
 
 class TopicReader:

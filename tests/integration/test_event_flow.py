@@ -36,15 +36,8 @@ from services.platform.kafka import (
 )
 from services.platform.outbox import OutboxRelay, add_event, notify_channel, start_relay_thread
 from services.platform.tracing import TraceContext, parse_traceparent, set_current_trace
-from tests.kafka_support import (
-    TopicReader,
-    committed_offset,
-    raw_producer,
-    read_records,
-    running,
-    wait_until,
-)
-from tests.support import unique_name
+from tests.kafka_support import TopicReader, committed_offset, raw_producer, read_records, running
+from tests.support import unique_name, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,17 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import grpc
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from services.industry.settings import IndustrySettings
 from services.platform.identifiers import credit_code_check_char
 from services.platform.kafka import decode_payload, envelope_from_record
 from services.platform.runtime import ServiceRuntime
 from services.platform.security import TokenIssuer
+from tests.support import wait_until
 
 T = TypeVar("T")
 OPERATOR = ("industry_operator",)
@@ -31,30 +29,6 @@ def credit_code(seed: int, *, division: str = "331004") -> str:
     body = "".join(alphabet[(seed // 31**i + i * 7) % 31] for i in range(9))
     first17 = f"91{division}{body}"
     return first17 + credit_code_check_char(first17)
-
-
-def wait_until(check: Callable[[], T | None], *, timeout_s: float, what: str, interval_s: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
-        time.sleep(interval_s)
-
-
-def violations(error: grpc.RpcError) -> dict[str, str]:
-    """The BadRequest field violations of an INVALID_ARGUMENT error, by field."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no rich status on the error"
-    found: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
 
 
 @dataclass

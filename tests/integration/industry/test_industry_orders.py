@@ -14,7 +14,8 @@ from cityhub.common.v1 import common_pb2
 from cityhub.industry.v1 import events_pb2, industry_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tests.integration.industry.industry_support import Industry, credit_code, violations
+from tests.integration.industry.industry_support import Industry, credit_code
+from tests.support import violations
 
 pytestmark = pytest.mark.integration
 

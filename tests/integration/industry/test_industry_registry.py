@@ -16,7 +16,8 @@ from cityhub.industry.v1 import events_pb2, industry_pb2, telemetry_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.platform.kafka import decode_payload, envelope_from_record
-from tests.integration.industry.industry_support import Industry, credit_code, violations, wait_until
+from tests.integration.industry.industry_support import Industry, credit_code
+from tests.support import violations, wait_until
 
 pytestmark = pytest.mark.integration
 

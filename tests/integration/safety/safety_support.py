@@ -19,8 +19,6 @@ from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from services.platform.identifiers import identity_check_char
 from services.platform.kafka import decode_payload, envelope_from_record
@@ -28,6 +26,7 @@ from services.platform.runtime import ServiceRuntime
 from services.platform.security import TokenIssuer
 from services.safety.grpc_api import WATCH_LIVE_METADATA
 from services.safety.settings import SafetySettings
+from tests.support import wait_until
 
 T = TypeVar("T")
 OPERATOR = ("district_operator",)
@@ -54,30 +53,6 @@ def ts(moment: datetime) -> Timestamp:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def wait_until(check: Callable[[], T | None], *, timeout_s: float, what: str, interval_s: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout_s
-    last: T | None = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
-        time.sleep(interval_s)
-
-
-def violations(error: grpc.RpcError) -> dict[str, str]:
-    """The BadRequest field violations of an INVALID_ARGUMENT error, by field."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None, "no rich status on the error"
-    found: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.update({v.field: v.description for v in bad.field_violations})
-    return found
 
 
 @dataclass

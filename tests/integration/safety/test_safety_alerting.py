@@ -26,9 +26,8 @@ from tests.integration.safety.safety_support import (
     made_up_identity,
     now,
     ts,
-    violations,
-    wait_until,
 )
+from tests.support import violations, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from tests.integration.safety.safety_support import (
     made_up_identity,
     now,
     ts,
-    violations,
     wrong_check_digit,
 )
+from tests.support import violations
 
 pytestmark = pytest.mark.integration
 
