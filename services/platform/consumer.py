@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
@@ -71,6 +71,7 @@ DLQ_HEADERS = (
 )
 # Longer texts are cut: headers travel with every fetch of the DLQ and a traceback adds nothing there.
 _DLQ_ERROR_MAX = 2000
+_PRUNE_CHUNK = 10_000
 _RECORD_CONTEXT = ("topic", "partition", "offset", "event_id", "trace_id")
 
 log = get_logger()
@@ -134,6 +135,8 @@ class IdempotentConsumer:
         max_poll_records: int = 500,
         auto_offset_reset: str = "earliest",
         lag_every_s: float = 5.0,
+        processed_retention: timedelta | None = timedelta(days=30),
+        prune_every_s: float = 600.0,
         **consumer_overrides: Any,
     ) -> None:
         from kafka import KafkaConsumer
@@ -152,6 +155,11 @@ class IdempotentConsumer:
         self._poll_timeout_ms = poll_timeout_ms
         self._lag_every_s = lag_every_s
         self._last_lag = 0.0
+        # Ids are remembered longer than any record can be redelivered (the broker keeps records 7 days by
+        # default): a redelivery after the id is forgotten would be applied twice. None keeps them forever.
+        self._processed_retention = processed_retention
+        self._prune_every_s = prune_every_s
+        self._last_prune = time.monotonic()
         self._next_offsets: dict[Any, int] = {}
         config: dict[str, Any] = {
             "bootstrap_servers": bootstrap_list(bootstrap),
@@ -190,6 +198,8 @@ class IdempotentConsumer:
                     records = [record for part in batch.values() for record in part]
                     self.process_batch(records, stop_event)
                 self._maybe_update_lag()
+                if time.monotonic() - self._last_prune >= self._prune_every_s:
+                    self.prune_processed()
         except Exception:
             # Not transient and not the record's fault (the database schema is missing, say): stop
             # loudly rather than dead-letter everything; the composition root decides what follows.
@@ -400,6 +410,27 @@ class IdempotentConsumer:
             return
         for tp, record in last.items():
             self._next_offsets[tp] = record.offset + 1
+
+    def prune_processed(self) -> int:
+        """Forget this consumer's processed ids older than the retention, in bounded chunks."""
+        self._last_prune = time.monotonic()
+        if self._processed_retention is None:
+            return 0
+        total = 0
+        while True:
+            with self._pool.connection() as conn, conn.transaction():
+                deleted = conn.execute(
+                    "DELETE FROM processed_events WHERE (consumer, event_id) IN"
+                    " (SELECT consumer, event_id FROM processed_events"
+                    "  WHERE consumer = %s AND processed_at < now() - %s LIMIT %s)",
+                    (self.name, self._processed_retention, _PRUNE_CHUNK),
+                ).rowcount
+            total += deleted
+            if deleted < _PRUNE_CHUNK:
+                break
+        if total:
+            log.info("consumer_processed_pruned", consumer=self.name, deleted=total)
+        return total
 
     def _maybe_update_lag(self) -> None:
         now = time.monotonic()

@@ -674,3 +674,26 @@ def test_add_event_refuses_to_commit_on_its_own(database_url: str, schema_pool: 
 def _options(pool: ConnectionPool) -> dict[str, Any]:
     kwargs = pool.kwargs if isinstance(pool.kwargs, dict) else {}
     return {"options": kwargs["options"]} if "options" in kwargs else {}
+
+
+def test_consumer_forgets_only_its_own_processed_ids_past_the_retention(
+    kafka_bootstrap: str, schema_pool: ConnectionPool, producer: Producer
+) -> None:
+    topic = new_topic(kafka_bootstrap)
+    consumer = make_consumer(kafka_bootstrap, topic, schema_pool, producer)
+    try:
+        with schema_pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES"
+                " (%(me)s, 'old', now() - interval '40 days'),"
+                " (%(me)s, 'recent', now() - interval '1 day'),"
+                " ('someone-else', 'old', now() - interval '40 days')",
+                {"me": consumer.name},
+            )
+        assert consumer.prune_processed() == 1
+        with schema_pool.connection() as conn:
+            left = conn.execute("SELECT consumer, event_id FROM processed_events ORDER BY 1, 2").fetchall()
+            conn.rollback()
+    finally:
+        consumer.close()
+    assert sorted(left) == sorted([(consumer.name, "recent"), ("someone-else", "old")])
