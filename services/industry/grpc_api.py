@@ -9,12 +9,9 @@ elsewhere the use case filters or checks by the entity's enterprise and park.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import grpc
 from cityhub.common.v1 import common_pb2
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.industry import handlers
 from services.industry.domain.access import Visibility
@@ -24,6 +21,7 @@ from services.industry.domain.utilisation import Change, relative_change
 from services.industry.domain.workshops import WorkshopCoverage
 from services.industry.handlers import figures_message, timestamp
 from services.industry.repository import AlertRow, CycleStats, DeviceRow, Subject
+from services.platform.protoconv import datetime_of, time_range
 from services.platform.security import Access, PolicyTable, Role, RpcPolicy, current_access, scope_from
 
 __all__ = ["INDUSTRY_SERVICE", "POLICY", "IndustryServicer", "visibility_of"]
@@ -79,17 +77,6 @@ def visibility_of(access: Access) -> Visibility:
 
 def _visibility() -> Visibility:
     return visibility_of(current_access())
-
-
-def _time(stamp: Timestamp, present: bool) -> datetime | None:
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
-
-
-def _range(period: common_pb2.TimeRange) -> tuple[datetime | None, datetime | None]:
-    return (
-        _time(period.start_time, period.HasField("start_time")),
-        _time(period.end_time, period.HasField("end_time")),
-    )
 
 
 def _page(next_token: str) -> common_pb2.PageResponse:
@@ -352,7 +339,7 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
         request: industry_pb2.GetUtilisationRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> industry_pb2.GetUtilisationResponse:
-        start, end = _range(request.period)
+        start, end = time_range(request.period)
         total, buckets = self._utilisation.get(
             _subject(request.subject),
             start,
@@ -378,8 +365,8 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
     ) -> industry_pb2.CompareUtilisationResponse:
         base, later, change = self._utilisation.compare(
             _subject(request.subject),
-            _range(request.base_period),
-            _range(request.compare_period),
+            time_range(request.base_period),
+            time_range(request.compare_period),
             _visibility(),
         )
         return industry_pb2.CompareUtilisationResponse(
@@ -413,7 +400,7 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
             request.product,
             request.customisation,
             request.promised_date,
-            _time(request.ordered_at, request.HasField("ordered_at")),
+            datetime_of(request, "ordered_at"),
         )
         view = self._orders.create(request.request_id, spec, _visibility())
         return industry_pb2.CreateOrderResponse(order=_order(view))
@@ -426,7 +413,7 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
         view = self._orders.advance(
             request.order_id,
             request.stage,
-            _time(request.occurred_at, request.HasField("occurred_at")),
+            datetime_of(request, "occurred_at"),
             _visibility(),
         )
         return industry_pb2.AdvanceOrderResponse(order=_order(view))
@@ -457,7 +444,7 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
         request: industry_pb2.GetDeliveryCycleStatsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> industry_pb2.GetDeliveryCycleStatsResponse:
-        start, end = _range(request.period)
+        start, end = time_range(request.period)
         stats = self._orders.cycle_stats(request.enterprise_id, start, end, _visibility())
         return industry_pb2.GetDeliveryCycleStatsResponse(stats=_stats(stats))
 
@@ -467,7 +454,10 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> industry_pb2.CompareDeliveryCycleResponse:
         base, later = self._orders.compare_cycles(
-            request.enterprise_id, _range(request.base_period), _range(request.compare_period), _visibility()
+            request.enterprise_id,
+            time_range(request.base_period),
+            time_range(request.compare_period),
+            _visibility(),
         )
         change = later.mean_days - base.mean_days
         return industry_pb2.CompareDeliveryCycleResponse(

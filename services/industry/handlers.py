@@ -25,7 +25,6 @@ from zoneinfo import ZoneInfo
 import psycopg
 from cityhub.common.v1 import common_pb2
 from cityhub.industry.v1 import events_pb2, industry_pb2, telemetry_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 from psycopg_pool import ConnectionPool
 
 from services.industry import repository as repo
@@ -78,6 +77,7 @@ from services.platform.errors import (
 from services.platform.kafka import EventEnvelope, Producer
 from services.platform.logs import get_logger
 from services.platform.outbox import OutboxWriter
+from services.platform.protoconv import to_timestamp as timestamp
 
 __all__ = [
     "HealthMonitor",
@@ -106,12 +106,6 @@ _TELEMETRY_NS = uuid.UUID("6f1d3c2e-9a57-4c1b-8a0e-3e2f1b7c9d41")
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
 
 
 def _ms_to_dt(ms: int) -> datetime:

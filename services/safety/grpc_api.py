@@ -26,6 +26,7 @@ from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 
 from services.platform.errors import InvalidArgumentError
+from services.platform.protoconv import datetime_of, optional_timestamp, time_range
 from services.platform.security import PolicyTable, Role, RpcPolicy, current_access, scope_from, subject_from
 from services.safety import mapping
 from services.safety.domain.access import Viewer
@@ -242,7 +243,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
                 description=request.description,
                 quantity=request.quantity,
                 unit=request.unit,
-                purchased_at=mapping.from_ts(request, "purchased_at"),
+                purchased_at=datetime_of(request, "purchased_at"),
                 place=request.place,
             )
         )
@@ -264,7 +265,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
                     ReportedDetection(
                         sensor_id=d.sensor_id,
                         kind=mapping.DETECTION_KIND.from_proto(d.kind),
-                        detected_at=mapping.from_ts(d, "detected_at"),
+                        detected_at=datetime_of(d, "detected_at"),
                         confidence=d.confidence,
                         snapshot_ref=d.snapshot_ref,
                         label=d.label,
@@ -285,7 +286,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
                     reasons=list(a.reasons),
                     alert_id=a.alert_id,
                     alert_raised=a.alert_raised,
-                    assessed_at=mapping.ts(a.assessed_at),
+                    assessed_at=optional_timestamp(a.assessed_at),
                 )
                 for a in result.assessments
             ],
@@ -301,7 +302,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
                 request_id=request.request_id,
                 site_id=request.site_id,
                 sensor_id=request.sensor_id,
-                pressed_at=mapping.from_ts(request, "pressed_at"),
+                pressed_at=datetime_of(request, "pressed_at"),
                 note=request.note,
             ),
             viewer_of_current_call(),
@@ -334,8 +335,8 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
             viewer_of_current_call(),
             request.site_id,
             statuses=statuses,
-            raised_from=mapping.from_ts(request.raised, "start_time") if request.HasField("raised") else None,
-            raised_until=mapping.from_ts(request.raised, "end_time") if request.HasField("raised") else None,
+            raised_from=time_range(request.raised)[0],
+            raised_until=time_range(request.raised)[1],
             page=page,
         )
         return safety_pb2.ListAlertsResponse(
@@ -429,7 +430,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
                 site_id=request.site_id,
                 method=mapping.INSPECTION_METHOD.from_proto(request.method),
                 inspector=request.inspector,
-                inspected_at=mapping.from_ts(request, "inspected_at"),
+                inspected_at=datetime_of(request, "inspected_at"),
                 sensor_id=request.sensor_id,
                 summary=request.summary,
                 findings=tuple(
@@ -467,8 +468,8 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         rows, overall = self._cases.statistics(
             StatisticsQuery(
                 site_id=request.site_id,
-                start=mapping.from_ts(request.period, "start_time"),
-                end=mapping.from_ts(request.period, "end_time"),
+                start=time_range(request.period)[0],
+                end=time_range(request.period)[1],
                 bucket=bucket,
             ),
             viewer_of_current_call(),

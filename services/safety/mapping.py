@@ -5,14 +5,14 @@ this build does not know becomes ``None``, which the domain's checks then name a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import events_pb2, safety_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.platform.protoconv import optional_timestamp as ts
 from services.safety.domain.model import (
     Alert,
     AlertChangeKind,
@@ -106,21 +106,6 @@ def severity_name(number: int) -> str | None:
 
 def severity_number(name: str) -> Any:
     return common_pb2.Severity.Value(f"SEVERITY_{name.upper()}")
-
-
-def ts(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
-
-
-def from_ts(message: Any, field: str) -> datetime | None:
-    """The datetime of ``message.<field>`` when it is set, else None."""
-    if not message.HasField(field):
-        return None
-    return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
 def site_pb(site: Site) -> safety_pb2.Site:
