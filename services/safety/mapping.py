@@ -108,8 +108,14 @@ def severity_number(name: str) -> Any:
     return common_pb2.Severity.Value(f"SEVERITY_{name.upper()}")
 
 
+def _location(site: Site) -> common_pb2.GeoPoint | None:
+    if site.latitude is None or site.longitude is None:
+        return None
+    return common_pb2.GeoPoint(latitude=site.latitude, longitude=site.longitude)
+
+
 def site_pb(site: Site) -> safety_pb2.Site:
-    message = safety_pb2.Site(
+    return safety_pb2.Site(
         site_id=site.site_id,
         name=site.name,
         kind=SITE_KIND.to_proto(site.kind),
@@ -118,10 +124,8 @@ def site_pb(site: Site) -> safety_pb2.Site:
         town=site.town,
         duty_room=safety_pb2.DutyRoomContact(name=site.duty_room_name, phone=site.duty_room_phone),
         registered_at=ts(site.registered_at),
+        location=_location(site),
     )
-    if site.latitude is not None and site.longitude is not None:
-        message.location.CopyFrom(common_pb2.GeoPoint(latitude=site.latitude, longitude=site.longitude))
-    return message
 
 
 def sensor_pb(sensor: Sensor) -> safety_pb2.Sensor:
@@ -258,7 +262,7 @@ def figures_pb(figures: Figures) -> safety_pb2.SafetyStatistics:
 
 
 def site_registered(site: Site) -> events_pb2.SiteRegistered:
-    message = events_pb2.SiteRegistered(
+    return events_pb2.SiteRegistered(
         site_id=site.site_id,
         name=site.name,
         kind=SITE_KIND.to_proto(site.kind),
@@ -266,10 +270,8 @@ def site_registered(site: Site) -> events_pb2.SiteRegistered:
         division_code=site.division_code,
         town=site.town,
         registered_at=ts(site.registered_at),
+        location=_location(site),
     )
-    if site.latitude is not None and site.longitude is not None:
-        message.location.CopyFrom(common_pb2.GeoPoint(latitude=site.latitude, longitude=site.longitude))
-    return message
 
 
 def sensor_registered(sensor: Sensor) -> events_pb2.SensorRegistered:
