@@ -8,7 +8,7 @@ from pathlib import Path
 from cityhub.industry.v1 import industry_pb2_grpc
 
 from services.industry.consumers import telemetry_batch_handler, telemetry_handler
-from services.industry.grpc_api import INDUSTRY_SERVICE, IndustryServicer
+from services.industry.grpc_api import INDUSTRY_SERVICE, POLICY, IndustryServicer
 from services.industry.handlers import (
     HealthMonitor,
     Orders,
@@ -41,6 +41,7 @@ def build(
     spec = ServiceSpec(
         label="industry",
         grpc_services=[INDUSTRY_SERVICE],
+        policy=POLICY,
         migrations=MIGRATIONS,
         topics=[settings.events_topic, settings.telemetry_topic],
     )

@@ -14,6 +14,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "UnauthenticatedError",
+    "UnavailableError",
     "Violations",
 ]
 
@@ -66,6 +67,11 @@ class PermissionDeniedError(DomainError):
 
 class UnauthenticatedError(DomainError):
     """The caller could not be identified."""
+
+
+class UnavailableError(DomainError):
+    """A dependency (another service, the database, the broker) cannot be reached now; the caller may
+    retry later. The message names the dependency, never its credentials."""
 
 
 class Violations:

@@ -97,6 +97,7 @@ _STATUS: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
 }
 
 

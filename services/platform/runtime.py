@@ -6,8 +6,8 @@ its ``__main__`` calls :meth:`ServiceRuntime.serve_forever`. Tests build the sam
 
 Security is on by default: unless ``guards`` is given, the runtime builds the platform's
 :class:`~services.platform.security.SecurityGuard` for ``spec.grpc_services`` (bearer JWT, the policy
-table in ``services.<domain>.grpc_api.POLICY``, masking, the audit log in the service's own schema),
-TLS from the security settings when certificates are configured, and the log redactor.
+table passed explicitly as ``ServiceSpec(policy=POLICY)``, masking, the audit log in the service's own
+schema), TLS from the security settings when certificates are configured, and the log redactor.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from services.platform.outbox import BackgroundRelay, OutboxWriter, start_relay_
 from services.platform.readiness import KafkaCheck, PostgresCheck
 from services.platform.security import (
     AuditLog,
+    PolicyTable,
     SecurityGuard,
     SecuritySettings,
     TokenVerifier,
@@ -41,20 +42,31 @@ from services.platform.security import (
 from services.platform.security import server_credentials as tls_server_credentials
 from services.platform.settings import ServiceSettings
 
-__all__ = ["ServiceRuntime", "ServiceSpec"]
+__all__ = ["ServiceRuntime", "ServiceSpec", "policies_of"]
 
 log = get_logger()
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """The static facts of a service: its migrations and the topics it publishes to (first = default)."""
+    """The static facts of a service: its gRPC service and policy, migrations and topics (first = default)."""
 
     label: str
     grpc_services: Sequence[str] = ()  # full names, e.g. "cityhub.safety.v1.SafetyService"
+    # The policy table of the (one) gRPC service: required unless the runtime is given its own guards.
+    policy: PolicyTable | None = None
     migrations: Path | None = None
     topics: Sequence[str] = ()
     extra_topics: Sequence[str] = field(default_factory=tuple)  # consumed but owned elsewhere
+
+
+def policies_of(spec: ServiceSpec) -> dict[str, PolicyTable]:
+    """The guard's table per gRPC service; a spec without its policy is refused (secure by default)."""
+    if spec.policy is None:
+        raise ValueError(f"ServiceSpec({spec.label!r}) has no policy: pass policy=POLICY")
+    if len(spec.grpc_services) != 1:
+        raise ValueError(f"ServiceSpec({spec.label!r}): one policy table needs exactly one gRPC service")
+    return {spec.grpc_services[0]: spec.policy}
 
 
 class ServiceRuntime:
@@ -78,7 +90,7 @@ class ServiceRuntime:
             # Secure by default: a service cannot come up without authentication and its policy table
             # (SecurityGuard refuses to start when an RPC has no entry).
             security = security or load_security_settings()
-            self.guard = SecurityGuard.for_services(spec.grpc_services, TokenVerifier.from_settings(security))
+            self.guard = SecurityGuard(TokenVerifier.from_settings(security), policies_of(spec))
             guards = [self.guard]
             if server_credentials is None:
                 server_credentials = tls_server_credentials(security)

@@ -8,6 +8,7 @@ service that starts half-configured fails later in a place far from the cause.
 from __future__ import annotations
 
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PostgresDsn, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,8 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.2
     grpc_shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
     grpc_max_workers: Annotated[int, Field(ge=1, le=1024)] = 16
+    # The district's IANA time zone: days, months and "today" in every domain start at its midnight.
+    district_time_zone: str = "Asia/Shanghai"
 
     @field_validator("log_level")
     @classmethod
@@ -50,6 +53,19 @@ class ServiceSettings(BaseSettings):
         if value.lower() not in levels:
             raise ValueError(f"must be one of {sorted(levels)}")
         return value.lower()
+
+    @field_validator("district_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone") from None
+        return value
+
+    @property
+    def district_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.district_time_zone)
 
     @field_validator("log_format")
     @classmethod

@@ -13,7 +13,7 @@ from services.platform.logs import get_logger
 from services.platform.runtime import ServiceRuntime, ServiceSpec
 from services.platform.security import SecuritySettings
 from services.safety.alert_feed import AlertFeed, alert_channel
-from services.safety.grpc_api import SAFETY_SERVICE, SafetyServicer
+from services.safety.grpc_api import POLICY, SAFETY_SERVICE, SafetyServicer
 from services.safety.handlers import SafetyConfig, SafetyUseCases
 from services.safety.repository import SafetyRepository
 from services.safety.settings import SafetySettings
@@ -34,7 +34,11 @@ def build(
     # Keys first: a service without its person key or JWT key must not touch the database at all.
     vault = PersonVault(load_person_key(settings))
     spec = ServiceSpec(
-        label="safety", grpc_services=[SAFETY_SERVICE], migrations=MIGRATIONS, topics=[settings.events_topic]
+        label="safety",
+        grpc_services=[SAFETY_SERVICE],
+        policy=POLICY,
+        migrations=MIGRATIONS,
+        topics=[settings.events_topic],
     )
     # The runtime brings the platform's security: bearer tokens, this service's POLICY, masking, audit.
     runtime = ServiceRuntime(settings, spec, security=security, configure_logs=configure_logs)

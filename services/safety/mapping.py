@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import events_pb2, safety_pb2
 
+from services.platform.protoconv import EnumMap
 from services.platform.protoconv import optional_timestamp as ts
 from services.safety.domain.model import (
     Alert,
@@ -38,34 +38,6 @@ from services.safety.domain.model import (
 )
 from services.safety.domain.risk import Assessment
 from services.safety.domain.statistics import Figures
-
-E = TypeVar("E", bound=StrEnum)
-
-
-class EnumMap(Generic[E]):
-    """A domain StrEnum <-> a proto enum whose value names are ``<PREFIX>_<MEMBER NAME>``."""
-
-    def __init__(self, domain: type[E], wrapper: Any, prefix: str) -> None:
-        self._domain = domain
-        self._wrapper = wrapper
-        self._prefix = prefix
-        known = wrapper.DESCRIPTOR.values_by_name
-        missing = [m.name for m in domain if f"{prefix}_{m.name}" not in known]
-        if missing:
-            raise ValueError(f"{wrapper.DESCRIPTOR.full_name} lacks {missing}")
-
-    def to_proto(self, value: E | None) -> Any:
-        return 0 if value is None else self._wrapper.Value(f"{self._prefix}_{value.name}")
-
-    def from_proto(self, number: int) -> E | None:
-        if number == 0:
-            return None
-        try:
-            name = self._wrapper.Name(number)
-        except ValueError:
-            return None
-        return self._domain[name.removeprefix(self._prefix + "_")]
-
 
 SITE_KIND = EnumMap(SiteKind, safety_pb2.SiteKind, "SITE_KIND")
 SENSOR_KIND = EnumMap(SensorKind, safety_pb2.SensorKind, "SENSOR_KIND")

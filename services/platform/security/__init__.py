@@ -4,10 +4,8 @@ every unmasked read, TLS, and redaction of secrets from log lines. See docs/secu
 
 Typical wiring in a service's bootstrap::
 
-    security = load_security_settings()
-    guard = SecurityGuard.for_services([SAFETY_SERVICE], TokenVerifier.from_settings(security))
-    runtime = ServiceRuntime(settings, spec, guards=[guard], server_credentials=server_credentials(security))
-    guard.use_audit_log(AuditLog(runtime.pool))
+    spec = ServiceSpec(label="safety", grpc_services=[SAFETY_SERVICE], policy=POLICY, ...)
+    runtime = ServiceRuntime(settings, spec)   # builds the guard, TLS and the audit log from settings
 """
 
 from services.platform.security.audit import AuditEntry, AuditLog, AuditRow, ChainReport
@@ -33,7 +31,6 @@ from services.platform.security.policy import (
     RpcPolicy,
     Scope,
     check_policy_complete,
-    load_policy,
     scope_from,
     subject_from,
 )
@@ -74,7 +71,6 @@ __all__ = [
     "current_caller",
     "ensure_dev_keys",
     "install_redaction",
-    "load_policy",
     "load_security_settings",
     "make_channel",
     "mask",

@@ -21,15 +21,12 @@ __all__ = [
     "files",
     "generated_modules",
     "iter_messages",
-    "policy_module_name",
+    "published_files",
     "services",
 ]
 
 # cityhub/<domain>/v1/events.proto, where each domain publishes its facts.
 EVENTS_FILE = re.compile(r"^cityhub/[a-z][a-z0-9_]*/v1/events\.proto$")
-_SERVICE = re.compile(r"^cityhub\.([a-z][a-z0-9_]*)\.v1\.[A-Z][A-Za-z0-9]*Service$")
-# Services whose servicer does not live in services/<domain>/grpc_api.py.
-_POLICY_MODULE_EXCEPTIONS = {"cityhub.testing.v1.ProbeService": "services.platform.probe"}
 
 
 def generated_modules(package: str = "cityhub") -> list[ModuleType]:
@@ -59,6 +56,12 @@ def event_files(package: str = "cityhub") -> list[FileDescriptor]:
     return [file for file in files(package) if EVENTS_FILE.match(file.name)]
 
 
+def published_files(package: str = "cityhub") -> list[FileDescriptor]:
+    """Every contract file that declares no gRPC service: events, telemetry batches, shared types — all
+    that may be written to Kafka. Only a service's own request/response file may mark fields sensitive."""
+    return [file for file in files(package) if not file.services_by_name]
+
+
 def iter_messages(file: FileDescriptor) -> Iterator[Descriptor]:
     """Every message declared in ``file``, nested declarations included."""
     stack = list(file.message_types_by_name.values())
@@ -66,15 +69,3 @@ def iter_messages(file: FileDescriptor) -> Iterator[Descriptor]:
         message = stack.pop()
         yield message
         stack.extend(message.nested_types)
-
-
-def policy_module_name(service_full_name: str) -> str:
-    """Where a service's ``POLICY`` table lives.
-
-    ``cityhub.<domain>.v1.<Name>Service`` → ``services.<domain>.grpc_api``."""
-    if service_full_name in _POLICY_MODULE_EXCEPTIONS:
-        return _POLICY_MODULE_EXCEPTIONS[service_full_name]
-    match = _SERVICE.match(service_full_name)
-    if match is None:
-        raise ValueError(f"{service_full_name} does not follow cityhub.<domain>.v1.<Name>Service")
-    return f"services.{match.group(1)}.grpc_api"

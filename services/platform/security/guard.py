@@ -31,7 +31,6 @@ from services.platform.security.policy import (
     RpcPolicy,
     check_policy_complete,
     decide,
-    load_policy,
 )
 from services.platform.security.redaction import install_redaction, redact_text, register_sensitive_keys
 from services.platform.security.tokens import Caller, TokenVerifier
@@ -121,13 +120,6 @@ class SecurityGuard:
             raise ValueError("incomplete security policy:\n  " + "\n  ".join(problems))
         register_sensitive_keys(names)
         install_redaction()
-
-    @classmethod
-    def for_services(
-        cls, service_names: Iterable[str], verifier: TokenVerifier, *, audit: AuditLog | None = None
-    ) -> SecurityGuard:
-        """A guard with each service's ``POLICY`` loaded by the naming convention."""
-        return cls(verifier, {name: load_policy(name) for name in service_names}, audit=audit)
 
     def use_audit_log(self, audit: AuditLog) -> None:
         """Attach the audit log once the service's pool exists (the runtime opens it after the guard)."""

@@ -20,7 +20,6 @@ operator (masked), not as that site's duty room.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -29,7 +28,6 @@ from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from services.platform.errors import PermissionDeniedError
-from services.platform.security.contracts import policy_module_name
 from services.platform.security.masking import plan_for
 from services.platform.security.roles import ROLE_SCOPE_KIND, SCOPE_KINDS, Role
 from services.platform.security.tokens import Caller
@@ -41,7 +39,6 @@ __all__ = [
     "Scope",
     "check_policy_complete",
     "decide",
-    "load_policy",
     "scope_from",
     "subject_from",
 ]
@@ -221,12 +218,3 @@ def check_policy_complete(table: PolicyTable, service: ServiceDescriptor) -> lis
         if name not in methods
     )
     return problems
-
-
-def load_policy(service_full_name: str) -> PolicyTable:
-    """Import a service's ``POLICY`` table by the naming convention (see contracts.policy_module_name)."""
-    module = importlib.import_module(policy_module_name(service_full_name))
-    table = getattr(module, "POLICY", None)
-    if isinstance(table, Mapping):
-        return table
-    raise LookupError(f"{module.__name__} has no POLICY table for {service_full_name}")

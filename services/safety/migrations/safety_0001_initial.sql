@@ -133,15 +133,3 @@ CREATE TABLE inspections (
     recorded_at    TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX inspections_site ON inspections (site_id, inspected_at DESC, inspection_id DESC);
-
--- Client request ids: the first request with an id claims it (the primary key makes a concurrent
--- duplicate wait for the first to commit), stores a keyed fingerprint of what it asked and the ids of
--- what it made; a replay with the same id gets the same result, a different request with it is refused.
-CREATE TABLE requests (
-    operation    TEXT        NOT NULL,
-    request_id   TEXT        NOT NULL,
-    fingerprint  TEXT        NOT NULL,
-    result       JSONB,
-    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (operation, request_id)
-);

@@ -1,0 +1,253 @@
+"""The unit of work: one transaction holding the service's repository, its outbox and its request ids.
+
+A use case takes a :class:`UnitOfWork` and does everything a command changes inside one
+``with uow.transaction() as tx:`` block: reads and writes through ``tx.repo``, events through
+``tx.publish`` (the transactional outbox), idempotency through ``tx.claim``/``tx.remember``. Either all
+of it commits or none of it does.
+
+Production wires :class:`PostgresUnitOfWork` (a pooled connection, the service's repository bound to
+it). Unit tests wire :class:`FakeUnitOfWork` around an in-memory repository: no sockets, and a
+transaction that raises restores the repository as it was, so "nothing stored, nothing published" is
+tested the same way as against PostgreSQL.
+
+The database being unreachable is not a bug: it surfaces as :class:`UnavailableError` (UNAVAILABLE),
+never as INTERNAL, so a caller knows to retry (its request id makes the retry safe).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import psycopg
+from google.protobuf.message import Message
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from services.platform.errors import UnavailableError
+from services.platform.idempotency import (
+    Fingerprint,
+    RequestLog,
+    fingerprint_material,
+    replayed,
+    sha256_fingerprint,
+)
+from services.platform.logs import get_logger
+from services.platform.outbox import OutboxWriter
+
+__all__ = [
+    "FakeUnitOfWork",
+    "PostgresUnitOfWork",
+    "PublishedEvent",
+    "Transaction",
+    "UnitOfWork",
+]
+
+log = get_logger()
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+Conn = psycopg.Connection[Any]
+
+
+class Transaction(Protocol[R_co]):
+    """What a use case may do inside one transaction."""
+
+    @property
+    def repo(self) -> R_co: ...
+
+    def publish(
+        self,
+        *,
+        key: str,
+        subject: str,
+        message: Message,
+        topic: str | None = None,
+        event_id: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        """Add an event to the outbox; it reaches Kafka only if this transaction commits."""
+        ...
+
+    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
+        """None for the first request with this id; the first's stored result for a replay."""
+        ...
+
+    def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:
+        """Store the result the first request made, for later replays."""
+        ...
+
+    def notify(self, channel: str, payload: str) -> None:
+        """Announce a change to in-process listeners once this transaction commits (pg_notify)."""
+        ...
+
+
+class UnitOfWork(Protocol[R_co]):
+    def transaction(self) -> AbstractContextManager[Transaction[R_co]]:
+        """One transaction: commits when the block ends, rolls back when it raises."""
+        ...
+
+
+class _PostgresTransaction(Generic[R]):
+    def __init__(self, conn: Conn, repo: R, outbox: OutboxWriter, requests: RequestLog) -> None:
+        self.conn = conn
+        self._repo = repo
+        self._outbox = outbox
+        self._requests = requests
+
+    @property
+    def repo(self) -> R:
+        return self._repo
+
+    def publish(
+        self,
+        *,
+        key: str,
+        subject: str,
+        message: Message,
+        topic: str | None = None,
+        event_id: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        return self._outbox.add(
+            self.conn, key=key, subject=subject, message=message, topic=topic, event_id=event_id, time=time
+        )
+
+    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
+        return self._requests.claim(operation, request_id, command)
+
+    def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:
+        self._requests.remember(operation, request_id, result)
+
+    def notify(self, channel: str, payload: str) -> None:
+        self.conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+class PostgresUnitOfWork(Generic[R]):
+    """Transactions on a pooled connection, with ``repository(conn)`` bound to each."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        repository: Callable[[Conn], R],
+        outbox: OutboxWriter,
+        *,
+        fingerprint: Fingerprint = sha256_fingerprint,
+    ) -> None:
+        self._pool = pool
+        self._repository = repository
+        self._outbox = outbox
+        self._fingerprint = fingerprint
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PostgresTransaction[R]]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield _PostgresTransaction(
+                    conn, self._repository(conn), self._outbox, RequestLog(conn, self._fingerprint)
+                )
+        except PoolTimeout:
+            log.warning("database_unavailable", reason="pool_timeout")
+            raise UnavailableError(
+                "the database is unavailable (no connection within the pool timeout)"
+            ) from None
+        except psycopg.OperationalError as error:
+            log.warning("database_unavailable", reason=type(error).__name__)
+            raise UnavailableError("the database is unavailable; retry with the same request_id") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedEvent:
+    """An event a fake transaction committed: what would have gone to the outbox."""
+
+    key: str
+    subject: str
+    message: Message
+    topic: str | None
+    time: datetime | None = None
+
+
+@dataclass
+class _FakeTransaction(Generic[R]):
+    _repo: R
+    _fingerprint: Fingerprint
+    _requests: dict[tuple[str, str], tuple[str, dict[str, Any] | None]]
+    events: list[PublishedEvent] = field(default_factory=list)
+    notifications: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def repo(self) -> R:
+        return self._repo
+
+    def publish(
+        self,
+        *,
+        key: str,
+        subject: str,
+        message: Message,
+        topic: str | None = None,
+        event_id: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        self.events.append(PublishedEvent(key, subject, message, topic, time))
+        return event_id or f"fake-event-{len(self.events)}"
+
+    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
+        if not request_id:
+            return None
+        fingerprint = self._fingerprint(fingerprint_material(command))
+        stored = self._requests.get((operation, request_id))
+        if stored is None:
+            self._requests[(operation, request_id)] = (fingerprint, None)
+            return None
+        return replayed(operation, request_id, fingerprint, stored[0], stored[1])
+
+    def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:
+        if request_id:
+            fingerprint, _ = self._requests[(operation, request_id)]
+            self._requests[(operation, request_id)] = (fingerprint, copy.deepcopy(result))
+
+    def notify(self, channel: str, payload: str) -> None:
+        self.notifications.append((channel, payload))
+
+
+class FakeUnitOfWork(Generic[R]):
+    """An in-memory unit of work for unit tests of use cases.
+
+    ``repo`` is the service's in-memory repository; ``published`` and ``notified`` collect what
+    committed transactions sent. A transaction that raises restores the repository's attributes and the
+    request memory to what they were, and keeps none of its events.
+    """
+
+    def __init__(self, repo: R, *, fingerprint: Fingerprint = sha256_fingerprint) -> None:
+        self.repo = repo
+        self.published: list[PublishedEvent] = []
+        self.notified: list[tuple[str, str]] = []
+        self.commits = 0
+        self.rollbacks = 0
+        self._fingerprint = fingerprint
+        self._requests: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {}
+
+    @contextmanager
+    def transaction(self) -> Iterator[_FakeTransaction[R]]:
+        saved_repo = copy.deepcopy(vars(self.repo))
+        saved_requests = dict(self._requests)
+        tx = _FakeTransaction(self.repo, self._fingerprint, self._requests)
+        try:
+            yield tx
+        except BaseException:
+            vars(self.repo).clear()
+            vars(self.repo).update(saved_repo)
+            self._requests.clear()
+            self._requests.update(saved_requests)
+            self.rollbacks += 1
+            raise
+        self.published.extend(tx.events)
+        self.notified.extend(tx.notifications)
+        self.commits += 1
+
+    def events_of(self, message_type: type[Message]) -> list[Any]:
+        """The committed events of one message type, in publish order."""
+        return [e.message for e in self.published if isinstance(e.message, message_type)]
