@@ -1,27 +1,39 @@
-"""Every process `make run` starts, run as a real process: it becomes SERVING once PostgreSQL and Kafka
-answer, reflection lists its services, and SIGTERM drains it and exits 0."""
+"""The processes `make run` starts, run as real processes, as a newcomer would meet them: each becomes
+SERVING once PostgreSQL and Kafka answer and reflection lists its services; real calls across processes
+register a site (safety) and a park and enterprise (industry) and their events come back from Kafka; SIGTERM
+drains each and it exits 0."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import pytest
+from cityhub.common.v1 import common_pb2
+from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
+from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.cli.run import ProcessSpec, load_processes
-from tests.support import unique_name
+from services.platform.identifiers import credit_code_check_char
+from services.platform.security.settings import SecuritySettings, ensure_dev_keys
+from services.platform.security.tokens import TokenIssuer
+from tests.kafka_support import TopicReader
+from tests.support import unique_name, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = load_processes()
+pytestmark = pytest.mark.skipif(not SPECS, reason="deploy/local/processes.toml lists no process yet")
 
 
 def _free_port() -> int:
@@ -46,47 +58,159 @@ def _reflected(address: str) -> set[str]:
         return {s.name for a in answers for s in a.list_services_response.service}
 
 
-@pytest.mark.skipif(not SPECS, reason="deploy/local/processes.toml lists no process yet")
-@pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
-def test_process_serves_and_stops_cleanly_on_sigterm(
-    spec: ProcessSpec, kafka_bootstrap: str, database_url: str, tmp_path: Path
-) -> None:
-    port = _free_port()
-    env = {
-        **os.environ,
-        **spec.env,
-        # Its own schema, so this run shares nothing with a `make run` stack on the same database.
-        "SERVICE_NAME": unique_name(spec.name),
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": database_url,
-        "GRPC_PORT": str(port),
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-        "CITYHUB_DEV_KEYS": "true",
-    }
-    log_path = tmp_path / f"{spec.name}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", spec.module], env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=REPO
-        )
-        try:
-            address = f"127.0.0.1:{port}"
-            deadline = time.monotonic() + 90
-            status = None
-            while time.monotonic() < deadline and process.poll() is None:
-                status = _health(address)
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-                time.sleep(0.5)
-            assert status == health_pb2.HealthCheckResponse.SERVING, log_path.read_text()[-4000:]
-            services = _reflected(address)
-            assert any(name.startswith(f"cityhub.{spec.name}.") for name in services), services
-            assert "grpc.health.v1.Health" in services
+@dataclass
+class Running:
+    spec: ProcessSpec
+    process: subprocess.Popen[bytes]
+    address: str
+    log_path: Path
+    log_file: IO[bytes]
 
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=60) == 0, log_path.read_text()[-4000:]
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert '"shutdown_signal_received"' in log_path.read_text()
+    def log_tail(self) -> str:
+        self.log_file.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="module")
+def processes(
+    kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Running]]:
+    """Every process of processes.toml, started together as `make run` does, each on its own schema."""
+    # The processes sign nothing, but verify tokens with the local dev key pair; make it before they race to.
+    ensure_dev_keys()
+    logs = tmp_path_factory.mktemp("e2e-logs")
+    running: dict[str, Running] = {}
+    try:
+        for spec in SPECS:
+            port = _free_port()
+            env = {
+                **os.environ,
+                **spec.env,
+                # Its own schema, so this run shares nothing with a `make run` stack on the same database.
+                "SERVICE_NAME": unique_name(spec.name),
+                "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                "DATABASE_URL": database_url,
+                "GRPC_PORT": str(port),
+                "METRICS_PORT": "0",
+                "LOG_FORMAT": "json",
+                "CITYHUB_DEV_KEYS": "true",
+            }
+            log_path = logs / f"{spec.name}.log"
+            log_file = log_path.open("wb")
+            process = subprocess.Popen(
+                [sys.executable, "-m", spec.module],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+            running[spec.name] = Running(spec, process, f"127.0.0.1:{port}", log_path, log_file)
+        for proc in running.values():
+            wait_until(
+                lambda p=proc: (
+                    _health(p.address) == health_pb2.HealthCheckResponse.SERVING  # type: ignore[misc]
+                    or p.process.poll() is not None
+                    or None
+                ),
+                timeout_s=120,
+                what=f"{proc.spec.name} to answer health",
+                interval_s=0.5,
+            )
+            assert proc.process.poll() is None, proc.log_tail()
+        yield running
+    finally:
+        for proc in running.values():
+            if proc.process.poll() is None:
+                proc.process.kill()
+                proc.process.wait()
+            proc.log_file.close()
+
+
+def _token() -> str:
+    issuer = TokenIssuer.from_settings(SecuritySettings(dev_keys=True))
+    return issuer.issue(sub="e2e-operator", roles=["district_operator", "industry_operator"], ttl_s=600)
+
+
+def _credit_code() -> str:
+    body = "91331004" + "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(9))
+    return body + credit_code_check_char(body)
+
+
+@pytest.mark.parametrize("name", [s.name for s in SPECS])
+def test_each_process_serves_and_reflects_its_contract(processes: dict[str, Running], name: str) -> None:
+    proc = processes[name]
+    assert _health(proc.address) == health_pb2.HealthCheckResponse.SERVING, proc.log_tail()
+    services = _reflected(proc.address)
+    assert any(service.startswith(f"cityhub.{name}.") for service in services), services
+    assert "grpc.health.v1.Health" in services
+
+
+def test_registrations_over_grpc_reach_kafka_as_events(
+    processes: dict[str, Running], kafka_bootstrap: str
+) -> None:
+    metadata = (("authorization", f"Bearer {_token()}"),)
+    with grpc.insecure_channel(processes["safety"].address) as channel:
+        safety: Any = safety_pb2_grpc.SafetyServiceStub(channel)
+        site = safety.RegisterSite(
+            safety_pb2.RegisterSiteRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                name="Luqiao No. 2 Primary School",
+                kind=safety_pb2.SITE_KIND_SCHOOL,
+                address="18 Tongyu Road, Luqiao District, Taizhou",
+                division_code="331004",
+                town="Luqiao Street",
+                location=common_pb2.GeoPoint(latitude=28.58, longitude=121.38),
+                duty_room=safety_pb2.DutyRoomContact(name="Gate duty room", phone="0576-8288 1234"),
+            ),
+            metadata=metadata,
+            timeout=15,
+        ).site
+    code = _credit_code()
+    with grpc.insecure_channel(processes["industry"].address) as channel:
+        industry: Any = industry_pb2_grpc.IndustryServiceStub(channel)
+        park = industry.RegisterPark(
+            industry_pb2.RegisterParkRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                name="Luqiao park",
+                division_code="331004",
+                address="Luqiao",
+            ),
+            metadata=metadata,
+            timeout=15,
+        ).park
+        industry.OnboardEnterprise(
+            industry_pb2.OnboardEnterpriseRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                credit_code=code,
+                name="Taizhou Precision Co.",
+                sector=industry_pb2.SECTOR_MACHINERY,
+                park_id=park.park_id,
+                address="Luqiao",
+            ),
+            metadata=metadata,
+            timeout=15,
+        )
+
+    wanted = {
+        ("cityhub.safety.v1.SiteRegistered", site.site_id),
+        ("cityhub.industry.v1.ParkRegistered", park.park_id),
+        ("cityhub.industry.v1.EnterpriseOnboarded", code),
+    }
+
+    def seen(records: list[Any]) -> set[tuple[str, str]]:
+        found = set()
+        for record in records:
+            headers = {k: v.decode() for k, v in record.headers}
+            found.add((headers.get("ce_type", ""), headers.get("ce_subject", "")))
+        return found & wanted
+
+    with TopicReader(kafka_bootstrap, ["cityhub.safety.events.v1", "cityhub.industry.events.v1"]) as reader:
+        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the three registration events")
+
+
+@pytest.mark.parametrize("name", [s.name for s in SPECS])
+def test_sigterm_drains_and_exits_zero(processes: dict[str, Running], name: str) -> None:
+    proc = processes[name]
+    proc.process.send_signal(signal.SIGTERM)
+    assert proc.process.wait(timeout=60) == 0, proc.log_tail()
+    assert '"shutdown_signal_received"' in proc.log_path.read_text()
