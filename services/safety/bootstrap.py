@@ -1,5 +1,6 @@
 """The safety service's composition root: the only place that opens the pool, the producer, the
-outbox relay, the alert feed's listener and the gRPC server, and wires the use cases to them."""
+outbox relay, the alert feed's listener and the gRPC server, and wires the unit of work and the use cases
+to them."""
 
 from __future__ import annotations
 
@@ -12,11 +13,21 @@ from services.platform.db import dedicated_connection
 from services.platform.logs import get_logger
 from services.platform.runtime import ServiceRuntime, ServiceSpec
 from services.platform.security import SecuritySettings
+from services.platform.uow import PostgresUnitOfWork
 from services.safety.alert_feed import AlertFeed, alert_channel
 from services.safety.grpc_api import POLICY, SAFETY_SERVICE, SafetyServicer
-from services.safety.handlers import SafetyConfig, SafetyUseCases
 from services.safety.repository import SafetyRepository
 from services.safety.settings import SafetySettings
+from services.safety.usecases import (
+    AlertUseCases,
+    DetectionUseCases,
+    InspectionUseCases,
+    PersonUseCases,
+    SafetyUseCases,
+    SiteUseCases,
+    StatisticsUseCases,
+)
+from services.safety.usecases.common import SafetyConfig, SafetyUnitOfWork
 from services.safety.vault import PersonVault, load_person_key
 
 __all__ = ["MIGRATIONS", "build"]
@@ -38,7 +49,7 @@ def build(
         grpc_services=[SAFETY_SERVICE],
         policy=POLICY,
         migrations=MIGRATIONS,
-        topics=[settings.events_topic],
+        topics=[settings.safety_events_topic],
     )
     # The runtime brings the platform's security: bearer tokens, this service's POLICY, masking, audit.
     runtime = ServiceRuntime(settings, spec, security=security, configure_logs=configure_logs)
@@ -52,18 +63,24 @@ def build(
         )
         # Open watch streams end as soon as the server begins to stop, instead of holding it for the grace.
         runtime.server.on_stop(feed.close)
+        # Request fingerprints are keyed (vault.mac): a RecordPerson command holds an identity number, and
+        # a plain hash of one could be reversed by trying every plausible number.
+        uow: SafetyUnitOfWork = PostgresUnitOfWork(
+            pool, SafetyRepository, runtime.outbox, fingerprint=vault.mac
+        )
+        config = SafetyConfig(
+            risk_window=timedelta(seconds=settings.safety_risk_window_s),
+            dedup_window=timedelta(seconds=settings.safety_alert_dedup_window_s),
+            time_zone=settings.district_time_zone,
+            alert_channel=alert_channel(schema),
+        )
         use_cases = SafetyUseCases(
-            runtime.pool,
-            SafetyRepository(),
-            runtime.outbox,
-            vault,
-            SafetyConfig(
-                risk_window=timedelta(seconds=settings.safety_risk_window_s),
-                dedup_window=timedelta(seconds=settings.safety_alert_dedup_window_s),
-                timezone=settings.safety_district_timezone,
-                alert_channel=alert_channel(schema),
-            ),
-            feed=feed,
+            sites=SiteUseCases(uow),
+            persons=PersonUseCases(uow, vault),
+            detections=DetectionUseCases(uow, vault, config),
+            alerts=AlertUseCases(uow, config, feed=feed),
+            inspections=InspectionUseCases(uow),
+            statistics=StatisticsUseCases(uow, time_zone=settings.district_time_zone),
         )
         servicer = SafetyServicer(use_cases)
         runtime.add_servicer(
@@ -73,5 +90,5 @@ def build(
     except BaseException:
         runtime.close()
         raise
-    log.info("safety_built", topic=settings.events_topic, schema=schema)
+    log.info("safety_built", topic=settings.safety_events_topic, schema=schema)
     return runtime

@@ -22,34 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 
-from services.platform.errors import InvalidArgumentError
-from services.platform.protoconv import datetime_of, optional_timestamp, time_range
 from services.platform.security import PolicyTable, Role, RpcPolicy, current_access, scope_from, subject_from
 from services.safety import mapping
 from services.safety.domain.access import Viewer
-from services.safety.domain.commands import (
-    Acknowledge,
-    Dispatch,
-    FindingInput,
-    RaiseAlarm,
-    RecordInspection,
-    RecordPerson,
-    RecordPurchase,
-    RegisterSensor,
-    RegisterSite,
-    ReportDetections,
-    ReportedDetection,
-    Resolve,
-    StatisticsQuery,
-    UnitInput,
-    UpdateUnit,
-    check_page,
-)
-from services.safety.domain.model import AlertStatus
-from services.safety.handlers import SafetyUseCases
+from services.safety.usecases import SafetyUseCases
 
 __all__ = ["POLICY", "SAFETY_SERVICE", "WATCH_LIVE_METADATA", "SafetyServicer", "viewer_of_current_call"]
 
@@ -107,15 +85,17 @@ def viewer_of_current_call() -> Viewer:
     return Viewer(actor=access.caller.sub, all_sites=access.unrestricted, site_ids=sites)
 
 
-def _page_response(token: str) -> common_pb2.PageResponse:
-    return common_pb2.PageResponse(next_page_token=token, total_size=-1)
-
-
 # Method names and signatures are fixed by the generated servicer base class; the context is unused
-# because the platform interceptor handles metadata, errors and status.
+# because the platform interceptor handles metadata, errors and status. Each method: a command from the
+# request (mapping), one use case, the response from mapping's messages.
 class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
     def __init__(self, use_cases: SafetyUseCases) -> None:
-        self._cases = use_cases
+        self._sites = use_cases.sites
+        self._persons = use_cases.persons
+        self._detections = use_cases.detections
+        self._alerts = use_cases.alerts
+        self._inspections = use_cases.inspections
+        self._statistics = use_cases.statistics
 
     # --- sites and sensors --------------------------------------------------------------------------
 
@@ -124,21 +104,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.RegisterSiteRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.RegisterSiteResponse:
-        has_location = request.HasField("location")
-        site = self._cases.register_site(
-            RegisterSite(
-                request_id=request.request_id,
-                name=request.name,
-                kind=mapping.SITE_KIND.from_proto(request.kind),
-                address=request.address,
-                division_code=request.division_code,
-                town=request.town,
-                latitude=request.location.latitude if has_location else None,
-                longitude=request.location.longitude if has_location else None,
-                duty_room_name=request.duty_room.name,
-                duty_room_phone=request.duty_room.phone,
-            )
-        )
+        site = self._sites.register_site(mapping.register_site(request))
         return safety_pb2.RegisterSiteResponse(site=mapping.site_pb(site))
 
     def GetSite(  # noqa: N802
@@ -146,7 +112,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.GetSiteRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.GetSiteResponse:
-        site = self._cases.get_site(request.site_id, viewer_of_current_call())
+        site = self._sites.get_site(request.site_id, viewer_of_current_call())
         return safety_pb2.GetSiteResponse(site=mapping.site_pb(site))
 
     def ListSites(  # noqa: N802
@@ -154,8 +120,8 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.ListSitesRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.ListSitesResponse:
-        page = check_page(request.page.page_size, request.page.page_token)
-        sites, token = self._cases.list_sites(
+        page = mapping.page(request.page)
+        sites, token = self._sites.list_sites(
             viewer_of_current_call(),
             mapping.SITE_KIND.from_proto(request.kind),
             request.division_code,
@@ -163,7 +129,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
             page,
         )
         return safety_pb2.ListSitesResponse(
-            sites=[mapping.site_pb(s) for s in sites], page=_page_response(token)
+            sites=[mapping.site_pb(s) for s in sites], page=mapping.page_response(token)
         )
 
     def RegisterSensor(  # noqa: N802
@@ -171,16 +137,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.RegisterSensorRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.RegisterSensorResponse:
-        sensor = self._cases.register_sensor(
-            RegisterSensor(
-                request_id=request.request_id,
-                site_id=request.site_id,
-                kind=mapping.SENSOR_KIND.from_proto(request.kind),
-                zone=request.zone,
-                name=request.name,
-                device_code=request.device_code,
-            )
-        )
+        sensor = self._sites.register_sensor(mapping.register_sensor(request))
         return safety_pb2.RegisterSensorResponse(sensor=mapping.sensor_pb(sensor))
 
     def ListSensors(  # noqa: N802
@@ -188,12 +145,12 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.ListSensorsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.ListSensorsResponse:
-        page = check_page(request.page.page_size, request.page.page_token)
-        sensors, token = self._cases.list_sensors(
+        page = mapping.page(request.page)
+        sensors, token = self._sites.list_sensors(
             request.site_id, mapping.SENSOR_KIND.from_proto(request.kind), page
         )
         return safety_pb2.ListSensorsResponse(
-            sensors=[mapping.sensor_pb(s) for s in sensors], page=_page_response(token)
+            sensors=[mapping.sensor_pb(s) for s in sensors], page=mapping.page_response(token)
         )
 
     # --- persons ------------------------------------------------------------------------------------
@@ -203,14 +160,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.RecordPersonRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.RecordPersonResponse:
-        token, created = self._cases.record_person(
-            RecordPerson(
-                request_id=request.request_id,
-                identity_number=request.identity_number,
-                name=request.name,
-                risk_flags=tuple(mapping.RISK_FLAG.from_proto(f) for f in request.risk_flags),
-            )
-        )
+        token, created = self._persons.record_person(mapping.record_person(request))
         return safety_pb2.RecordPersonResponse(person_token=token, created=created)
 
     def FindPerson(  # noqa: N802
@@ -218,7 +168,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.FindPersonRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.FindPersonResponse:
-        token = self._cases.find_person(request.identity_number)
+        token = self._persons.find_person(request.identity_number)
         return safety_pb2.FindPersonResponse(found=token is not None, person_token=token or "")
 
     def GetPerson(  # noqa: N802
@@ -226,27 +176,15 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.GetPersonRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.GetPersonResponse:
-        return safety_pb2.GetPersonResponse(
-            person=mapping.person_pb(self._cases.get_person(request.person_token))
-        )
+        person = self._persons.get_person(request.person_token)
+        return safety_pb2.GetPersonResponse(person=mapping.person_pb(person))
 
     def RecordHazardousPurchase(  # noqa: N802
         self,
         request: safety_pb2.RecordHazardousPurchaseRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.RecordHazardousPurchaseResponse:
-        purchase_id = self._cases.record_purchase(
-            RecordPurchase(
-                request_id=request.request_id,
-                person_token=request.person_token,
-                item=mapping.HAZARDOUS_ITEM.from_proto(request.item),
-                description=request.description,
-                quantity=request.quantity,
-                unit=request.unit,
-                purchased_at=datetime_of(request, "purchased_at"),
-                place=request.place,
-            )
-        )
+        purchase_id = self._persons.record_purchase(mapping.record_purchase(request))
         return safety_pb2.RecordHazardousPurchaseResponse(
             purchase_id=purchase_id, person_token=request.person_token
         )
@@ -258,38 +196,12 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.ReportDetectionsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.ReportDetectionsResponse:
-        result = self._cases.report_detections(
-            ReportDetections(
-                request_id=request.request_id,
-                detections=tuple(
-                    ReportedDetection(
-                        sensor_id=d.sensor_id,
-                        kind=mapping.DETECTION_KIND.from_proto(d.kind),
-                        detected_at=datetime_of(d, "detected_at"),
-                        confidence=d.confidence,
-                        snapshot_ref=d.snapshot_ref,
-                        label=d.label,
-                        person_token=d.person_token,
-                        plate=d.plate,
-                    )
-                    for d in request.detections
-                ),
-            ),
-            viewer_of_current_call(),
+        result = self._detections.report_detections(
+            mapping.report_detections(request), viewer_of_current_call()
         )
         return safety_pb2.ReportDetectionsResponse(
             detection_ids=list(result.detection_ids),
-            assessments=[
-                safety_pb2.RiskAssessment(
-                    site_id=a.site_id,
-                    level=mapping.RISK_LEVEL.to_proto(a.level),
-                    reasons=list(a.reasons),
-                    alert_id=a.alert_id,
-                    alert_raised=a.alert_raised,
-                    assessed_at=optional_timestamp(a.assessed_at),
-                )
-                for a in result.assessments
-            ],
+            assessments=[mapping.assessment_pb(a) for a in result.assessments],
         )
 
     def RaiseAlarm(  # noqa: N802
@@ -297,16 +209,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.RaiseAlarmRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.RaiseAlarmResponse:
-        alert, raised = self._cases.raise_alarm(
-            RaiseAlarm(
-                request_id=request.request_id,
-                site_id=request.site_id,
-                sensor_id=request.sensor_id,
-                pressed_at=datetime_of(request, "pressed_at"),
-                note=request.note,
-            ),
-            viewer_of_current_call(),
-        )
+        alert, raised = self._alerts.raise_alarm(mapping.raise_alarm(request), viewer_of_current_call())
         return safety_pb2.RaiseAlarmResponse(alert=mapping.alert_pb(alert), alert_raised=raised)
 
     # --- alerts -------------------------------------------------------------------------------------
@@ -316,7 +219,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.GetAlertRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.GetAlertResponse:
-        alert = self._cases.get_alert(request.alert_id, viewer_of_current_call())
+        alert = self._alerts.get_alert(request.alert_id, viewer_of_current_call())
         return safety_pb2.GetAlertResponse(alert=mapping.alert_pb(alert))
 
     def ListAlerts(  # noqa: N802
@@ -324,29 +227,25 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.ListAlertsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.ListAlertsResponse:
-        page = check_page(request.page.page_size, request.page.page_token)
-        statuses: list[AlertStatus] = []
-        for index, number in enumerate(request.statuses):
-            status = mapping.ALERT_STATUS.from_proto(number)
-            if status is None:
-                raise InvalidArgumentError.of(f"statuses[{index}]", "is not a known alert status")
-            statuses.append(status)
-        alerts, token = self._cases.list_alerts(
+        page = mapping.page(request.page)
+        statuses = mapping.alert_statuses(request.statuses)
+        raised_from, raised_until = mapping.raised_between(request)
+        alerts, token = self._alerts.list_alerts(
             viewer_of_current_call(),
             request.site_id,
             statuses=statuses,
-            raised_from=time_range(request.raised)[0],
-            raised_until=time_range(request.raised)[1],
+            raised_from=raised_from,
+            raised_until=raised_until,
             page=page,
         )
         return safety_pb2.ListAlertsResponse(
-            alerts=[mapping.alert_pb(a) for a in alerts], page=_page_response(token)
+            alerts=[mapping.alert_pb(a) for a in alerts], page=mapping.page_response(token)
         )
 
     def WatchAlerts(  # noqa: N802
         self, request: safety_pb2.WatchAlertsRequest, context: grpc.ServicerContext
     ) -> Iterator[safety_pb2.WatchAlertsResponse]:
-        changes = self._cases.watch_alerts(
+        changes = self._alerts.watch_alerts(
             viewer_of_current_call(),
             request.site_id,
             include_open=request.include_open,
@@ -364,10 +263,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.AcknowledgeAlertRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.AcknowledgeAlertResponse:
-        alert = self._cases.acknowledge(
-            Acknowledge(request_id=request.request_id, alert_id=request.alert_id, note=request.note),
-            viewer_of_current_call(),
-        )
+        alert = self._alerts.acknowledge(mapping.acknowledge(request), viewer_of_current_call())
         return safety_pb2.AcknowledgeAlertResponse(alert=mapping.alert_pb(alert))
 
     def DispatchUnits(  # noqa: N802
@@ -375,14 +271,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.DispatchUnitsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.DispatchUnitsResponse:
-        alert, unit_ids = self._cases.dispatch(
-            Dispatch(
-                request_id=request.request_id,
-                alert_id=request.alert_id,
-                units=tuple(UnitInput(mapping.UNIT_KIND.from_proto(u.kind), u.name) for u in request.units),
-            ),
-            viewer_of_current_call(),
-        )
+        alert, unit_ids = self._alerts.dispatch(mapping.dispatch(request), viewer_of_current_call())
         return safety_pb2.DispatchUnitsResponse(alert=mapping.alert_pb(alert), unit_ids=unit_ids)
 
     def UpdateUnitStatus(  # noqa: N802
@@ -390,15 +279,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.UpdateUnitStatusRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.UpdateUnitStatusResponse:
-        alert = self._cases.update_unit(
-            UpdateUnit(
-                request_id=request.request_id,
-                alert_id=request.alert_id,
-                unit_id=request.unit_id,
-                status=mapping.UNIT_STATUS.from_proto(request.status),
-            ),
-            viewer_of_current_call(),
-        )
+        alert = self._alerts.update_unit(mapping.update_unit(request), viewer_of_current_call())
         return safety_pb2.UpdateUnitStatusResponse(alert=mapping.alert_pb(alert))
 
     def ResolveAlert(  # noqa: N802
@@ -406,15 +287,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.ResolveAlertRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.ResolveAlertResponse:
-        alert = self._cases.resolve(
-            Resolve(
-                request_id=request.request_id,
-                alert_id=request.alert_id,
-                outcome=mapping.ALERT_OUTCOME.from_proto(request.outcome),
-                note=request.note,
-            ),
-            viewer_of_current_call(),
-        )
+        alert = self._alerts.resolve(mapping.resolve(request), viewer_of_current_call())
         return safety_pb2.ResolveAlertResponse(alert=mapping.alert_pb(alert))
 
     # --- inspections and statistics -----------------------------------------------------------------
@@ -424,21 +297,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.RecordInspectionRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.RecordInspectionResponse:
-        inspection = self._cases.record_inspection(
-            RecordInspection(
-                request_id=request.request_id,
-                site_id=request.site_id,
-                method=mapping.INSPECTION_METHOD.from_proto(request.method),
-                inspector=request.inspector,
-                inspected_at=datetime_of(request, "inspected_at"),
-                sensor_id=request.sensor_id,
-                summary=request.summary,
-                findings=tuple(
-                    FindingInput(f.category, f.description, mapping.severity_name(f.severity))
-                    for f in request.findings
-                ),
-            )
-        )
+        inspection = self._inspections.record_inspection(mapping.record_inspection(request))
         return safety_pb2.RecordInspectionResponse(inspection=mapping.inspection_pb(inspection))
 
     def ListInspections(  # noqa: N802
@@ -446,10 +305,10 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.ListInspectionsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.ListInspectionsResponse:
-        page = check_page(request.page.page_size, request.page.page_token)
-        found, token = self._cases.list_inspections(request.site_id, page)
+        page = mapping.page(request.page)
+        found, token = self._inspections.list_inspections(request.site_id, page)
         return safety_pb2.ListInspectionsResponse(
-            inspections=[mapping.inspection_pb(i) for i in found], page=_page_response(token)
+            inspections=[mapping.inspection_pb(i) for i in found], page=mapping.page_response(token)
         )
 
     def GetStatistics(  # noqa: N802
@@ -457,22 +316,8 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         request: safety_pb2.GetStatisticsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> safety_pb2.GetStatisticsResponse:
-        buckets = {
-            safety_pb2.STATISTICS_BUCKET_UNSPECIFIED: None,
-            safety_pb2.STATISTICS_BUCKET_DAY: "day",
-            safety_pb2.STATISTICS_BUCKET_MONTH: "month",
-        }
-        if request.bucket not in buckets:
-            raise InvalidArgumentError.of("bucket", "is not a known bucket")
-        bucket = buckets[request.bucket]
-        rows, overall = self._cases.statistics(
-            StatisticsQuery(
-                site_id=request.site_id,
-                start=time_range(request.period)[0],
-                end=time_range(request.period)[1],
-                bucket=bucket,
-            ),
-            viewer_of_current_call(),
+        rows, overall = self._statistics.statistics(
+            mapping.statistics_query(request), viewer_of_current_call()
         )
         return safety_pb2.GetStatisticsResponse(
             rows=[mapping.figures_pb(r) for r in rows], total=mapping.figures_pb(overall)

@@ -1,18 +1,38 @@
-"""Translation between the domain's values and the contract's messages, shared by the servicer
-(responses) and the use cases (events). Incoming enums are translated leniently: UNSPECIFIED or a value
-this build does not know becomes ``None``, which the domain's checks then name as a bad field."""
+"""Translation between the domain's values and the contract's messages: requests into commands (for the
+servicer), domain records into responses (for the servicer) and events (for the use cases). The only
+module that reads or builds ``*_pb2`` messages. Incoming enums are translated leniently: UNSPECIFIED or a
+value this build does not know becomes ``None``, which the domain's checks then name as a bad field."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import events_pb2, safety_pb2
 
-from services.platform.protoconv import EnumMap
+from services.platform.errors import InvalidArgumentError
+from services.platform.paging import Page, page_of
+from services.platform.protoconv import EnumMap, datetime_of, time_range
 from services.platform.protoconv import optional_timestamp as ts
+from services.safety.domain.commands import (
+    Acknowledge,
+    Dispatch,
+    FindingInput,
+    RaiseAlarm,
+    RecordInspection,
+    RecordPerson,
+    RecordPurchase,
+    RegisterSensor,
+    RegisterSite,
+    ReportDetections,
+    ReportedDetection,
+    Resolve,
+    StatisticsQuery,
+    UnitInput,
+    UpdateUnit,
+)
 from services.safety.domain.model import (
     Alert,
     AlertChangeKind,
@@ -38,6 +58,9 @@ from services.safety.domain.model import (
 )
 from services.safety.domain.risk import Assessment
 from services.safety.domain.statistics import Figures
+
+if TYPE_CHECKING:  # the use cases import this module for their events
+    from services.safety.usecases.detections import SiteAssessment
 
 SITE_KIND = EnumMap(SiteKind, safety_pb2.SiteKind, "SITE_KIND")
 SENSOR_KIND = EnumMap(SensorKind, safety_pb2.SensorKind, "SENSOR_KIND")
@@ -78,6 +101,183 @@ def severity_name(number: int) -> str | None:
 
 def severity_number(name: str) -> Any:
     return common_pb2.Severity.Value(f"SEVERITY_{name.upper()}")
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+def page(request: common_pb2.PageRequest) -> Page:
+    return page_of(request.page_size, request.page_token)
+
+
+def register_site(request: safety_pb2.RegisterSiteRequest) -> RegisterSite:
+    has_location = request.HasField("location")
+    return RegisterSite(
+        request_id=request.request_id,
+        name=request.name,
+        kind=SITE_KIND.from_proto(request.kind),
+        address=request.address,
+        division_code=request.division_code,
+        town=request.town,
+        latitude=request.location.latitude if has_location else None,
+        longitude=request.location.longitude if has_location else None,
+        duty_room_name=request.duty_room.name,
+        duty_room_phone=request.duty_room.phone,
+    )
+
+
+def register_sensor(request: safety_pb2.RegisterSensorRequest) -> RegisterSensor:
+    return RegisterSensor(
+        request_id=request.request_id,
+        site_id=request.site_id,
+        kind=SENSOR_KIND.from_proto(request.kind),
+        zone=request.zone,
+        name=request.name,
+        device_code=request.device_code,
+    )
+
+
+def record_person(request: safety_pb2.RecordPersonRequest) -> RecordPerson:
+    return RecordPerson(
+        request_id=request.request_id,
+        identity_number=request.identity_number,
+        name=request.name,
+        risk_flags=tuple(RISK_FLAG.from_proto(f) for f in request.risk_flags),
+    )
+
+
+def record_purchase(request: safety_pb2.RecordHazardousPurchaseRequest) -> RecordPurchase:
+    return RecordPurchase(
+        request_id=request.request_id,
+        person_token=request.person_token,
+        item=HAZARDOUS_ITEM.from_proto(request.item),
+        description=request.description,
+        quantity=request.quantity,
+        unit=request.unit,
+        purchased_at=datetime_of(request, "purchased_at"),
+        place=request.place,
+    )
+
+
+def report_detections(request: safety_pb2.ReportDetectionsRequest) -> ReportDetections:
+    return ReportDetections(
+        request_id=request.request_id,
+        detections=tuple(
+            ReportedDetection(
+                sensor_id=d.sensor_id,
+                kind=DETECTION_KIND.from_proto(d.kind),
+                detected_at=datetime_of(d, "detected_at"),
+                confidence=d.confidence,
+                snapshot_ref=d.snapshot_ref,
+                label=d.label,
+                person_token=d.person_token,
+                plate=d.plate,
+            )
+            for d in request.detections
+        ),
+    )
+
+
+def raise_alarm(request: safety_pb2.RaiseAlarmRequest) -> RaiseAlarm:
+    return RaiseAlarm(
+        request_id=request.request_id,
+        site_id=request.site_id,
+        sensor_id=request.sensor_id,
+        pressed_at=datetime_of(request, "pressed_at"),
+        note=request.note,
+    )
+
+
+def alert_statuses(numbers: Iterable[int]) -> list[AlertStatus]:
+    """ListAlerts' status filter; an unknown value is a bad field, not "no filter"."""
+    statuses: list[AlertStatus] = []
+    for index, number in enumerate(numbers):
+        status = ALERT_STATUS.from_proto(number)
+        if status is None:
+            raise InvalidArgumentError.of(f"statuses[{index}]", "is not a known alert status")
+        statuses.append(status)
+    return statuses
+
+
+def raised_between(request: safety_pb2.ListAlertsRequest) -> tuple[datetime | None, datetime | None]:
+    return time_range(request.raised)
+
+
+def acknowledge(request: safety_pb2.AcknowledgeAlertRequest) -> Acknowledge:
+    return Acknowledge(request_id=request.request_id, alert_id=request.alert_id, note=request.note)
+
+
+def dispatch(request: safety_pb2.DispatchUnitsRequest) -> Dispatch:
+    return Dispatch(
+        request_id=request.request_id,
+        alert_id=request.alert_id,
+        units=tuple(UnitInput(UNIT_KIND.from_proto(u.kind), u.name) for u in request.units),
+    )
+
+
+def update_unit(request: safety_pb2.UpdateUnitStatusRequest) -> UpdateUnit:
+    return UpdateUnit(
+        request_id=request.request_id,
+        alert_id=request.alert_id,
+        unit_id=request.unit_id,
+        status=UNIT_STATUS.from_proto(request.status),
+    )
+
+
+def resolve(request: safety_pb2.ResolveAlertRequest) -> Resolve:
+    return Resolve(
+        request_id=request.request_id,
+        alert_id=request.alert_id,
+        outcome=ALERT_OUTCOME.from_proto(request.outcome),
+        note=request.note,
+    )
+
+
+def record_inspection(request: safety_pb2.RecordInspectionRequest) -> RecordInspection:
+    return RecordInspection(
+        request_id=request.request_id,
+        site_id=request.site_id,
+        method=INSPECTION_METHOD.from_proto(request.method),
+        inspector=request.inspector,
+        inspected_at=datetime_of(request, "inspected_at"),
+        sensor_id=request.sensor_id,
+        summary=request.summary,
+        findings=tuple(
+            FindingInput(f.category, f.description, severity_name(f.severity)) for f in request.findings
+        ),
+    )
+
+
+_BUCKETS: dict[int, str | None] = {
+    safety_pb2.STATISTICS_BUCKET_UNSPECIFIED: None,
+    safety_pb2.STATISTICS_BUCKET_DAY: "day",
+    safety_pb2.STATISTICS_BUCKET_MONTH: "month",
+}
+
+
+def statistics_query(request: safety_pb2.GetStatisticsRequest) -> StatisticsQuery:
+    if request.bucket not in _BUCKETS:
+        raise InvalidArgumentError.of("bucket", "is not a known bucket")
+    start, end = time_range(request.period)
+    return StatisticsQuery(site_id=request.site_id, start=start, end=end, bucket=_BUCKETS[request.bucket])
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def page_response(token: str) -> common_pb2.PageResponse:
+    return common_pb2.PageResponse(next_page_token=token, total_size=-1)
+
+
+def assessment_pb(assessment: SiteAssessment) -> safety_pb2.RiskAssessment:
+    return safety_pb2.RiskAssessment(
+        site_id=assessment.site_id,
+        level=RISK_LEVEL.to_proto(assessment.level),
+        reasons=list(assessment.reasons),
+        alert_id=assessment.alert_id,
+        alert_raised=assessment.alert_raised,
+        assessed_at=ts(assessment.assessed_at),
+    )
 
 
 def _location(site: Site) -> common_pb2.GeoPoint | None:

@@ -1,5 +1,6 @@
-"""SQL of the safety service (psycopg 3). Every function takes the caller's connection, so a use case
-decides what one transaction holds; nothing here commits, publishes or decides."""
+"""SQL of the safety service (psycopg 3): :class:`SafetyRepository` is bound to the one connection of a
+unit of work's transaction, so a use case decides what one transaction holds; nothing here commits,
+publishes or decides. Rows come back as domain records through row factories, never as tuples."""
 
 # Queries are composed only from this module's constant fragments (column lists, lifecycle column names
 # checked against a fixed set); every value travels as a bound parameter.
@@ -7,14 +8,12 @@ decides what one transaction holds; nothing here commits, publishes or decides."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import BaseRowFactory, class_row, dict_row, kwargs_row
 from psycopg.types.json import Jsonb
 
 from services.safety.domain.model import (
@@ -38,48 +37,14 @@ from services.safety.domain.model import (
     UnitKind,
     UnitStatus,
 )
+from services.safety.domain.records import PersonRow, PurchaseRow, StatisticsRow
 
-__all__ = ["PurchaseRow", "SafetyRepository", "StatisticsRow"]
+__all__ = ["LIFECYCLE_COLUMNS", "SafetyRepository"]
 
 Conn = psycopg.Connection[Any]
 Cursor = tuple[datetime, str]
-
-
-@dataclass(frozen=True, slots=True)
-class PurchaseRow:
-    purchase_id: str
-    person_token: str
-    purchased_at: datetime
-    sealed: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StatisticsRow:
-    site_id: str
-    bucket_start: datetime | None
-    bucket_end: datetime | None
-    warnings: int
-    critical: int
-    joint: int
-    false_alarms: int
-    ack_seconds: float
-    ack_count: int
-    dispatch_seconds: float
-    dispatch_count: int
-    arrive_seconds: float
-    arrive_count: int
-
-
-def _rows(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cursor:
-        cursor.execute(query, params)
-        return list(cursor.fetchall())
-
-
-def _row(conn: Conn, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
-    found = _rows(conn, query, params)
-    return found[0] if found else None
-
+T = TypeVar("T")
+Params = Sequence[Any] | dict[str, Any]
 
 _SITE_COLUMNS = (
     "site_id, name, kind, address, division_code, town, latitude, longitude, duty_room_name, "
@@ -96,21 +61,34 @@ _ALERT_COLUMNS = (
     "a.acknowledged_at, a.dispatched_at, a.on_scene_at, a.closed_at, a.outcome, a.joint_response, "
     "a.resolution_note"
 )
+# What set_alert_status may stamp besides the status.
+LIFECYCLE_COLUMNS = frozenset(
+    {
+        "acknowledged_at",
+        "dispatched_at",
+        "on_scene_at",
+        "closed_at",
+        "outcome",
+        "joint_response",
+        "resolution_note",
+    }
+)
+_UNIT_COLUMNS = "unit_id, kind, name, status, notified_at, en_route_at, arrived_at, done_at"
 
 
-def _site(row: dict[str, Any]) -> Site:
+def _site(**row: Any) -> Site:
     return Site(**{**row, "kind": SiteKind(row["kind"])})
 
 
-def _sensor(row: dict[str, Any]) -> Sensor:
+def _sensor(**row: Any) -> Sensor:
     return Sensor(**{**row, "kind": SensorKind(row["kind"])})
 
 
-def _detection(row: dict[str, Any]) -> Detection:
+def _detection(**row: Any) -> Detection:
     return Detection(**{**row, "kind": DetectionKind(row["kind"])})
 
 
-def _unit(row: dict[str, Any]) -> DispatchedUnit:
+def _unit(**row: Any) -> DispatchedUnit:
     return DispatchedUnit(
         unit_id=row["unit_id"],
         kind=UnitKind(row["kind"]),
@@ -120,6 +98,20 @@ def _unit(row: dict[str, Any]) -> DispatchedUnit:
         en_route_at=row["en_route_at"],
         arrived_at=row["arrived_at"],
         done_at=row["done_at"],
+    )
+
+
+def _timeline(**row: Any) -> TimelineEntry:
+    return TimelineEntry(row["at"], TimelineKind(row["kind"]), row["actor"], row["detail"])
+
+
+def _inspection(**row: Any) -> Inspection:
+    return Inspection(
+        **{
+            **row,
+            "method": InspectionMethod(row["method"]),
+            "findings": tuple(InspectionFinding(**f) for f in row["findings"]),
+        }
     )
 
 
@@ -150,38 +142,33 @@ def _alert(row: dict[str, Any], **parts: Any) -> Alert:
     )
 
 
+_SITES = kwargs_row(_site)
+_SENSORS = kwargs_row(_sensor)
+_DETECTIONS = kwargs_row(_detection)
+_UNITS = kwargs_row(_unit)
+_TIMELINE = kwargs_row(_timeline)
+_INSPECTIONS = kwargs_row(_inspection)
+
+
 class SafetyRepository:
-    # --- request ids ------------------------------------------------------------------------------
+    """The safety schema's tables, read and written on one connection (inside the caller's transaction)."""
 
-    def claim_request(self, conn: Conn, operation: str, request_id: str, fingerprint: str) -> bool:
-        """True when this transaction is the first with the id (a concurrent one waits for it here)."""
-        cursor = conn.execute(
-            "INSERT INTO requests (operation, request_id, fingerprint) VALUES (%s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
-            (operation, request_id, fingerprint),
-        )
-        return cursor.rowcount == 1
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
 
-    def get_request(self, conn: Conn, operation: str, request_id: str) -> tuple[str, dict[str, Any] | None]:
-        row = _row(
-            conn,
-            "SELECT fingerprint, result FROM requests WHERE operation = %s AND request_id = %s",
-            (operation, request_id),
-        )
-        if row is None:
-            raise LookupError(f"request {operation}/{request_id} vanished")
-        return str(row["fingerprint"]), row["result"]
+    def _rows(self, query: str, params: Params, factory: BaseRowFactory[T]) -> list[T]:
+        with self._conn.cursor(row_factory=factory) as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall()
 
-    def set_request_result(self, conn: Conn, operation: str, request_id: str, result: dict[str, Any]) -> None:
-        conn.execute(
-            "UPDATE requests SET result = %s WHERE operation = %s AND request_id = %s",
-            (Jsonb(result), operation, request_id),
-        )
+    def _row(self, query: str, params: Params, factory: BaseRowFactory[T]) -> T | None:
+        found = self._rows(query, params, factory)
+        return found[0] if found else None
 
     # --- sites and sensors ------------------------------------------------------------------------
 
-    def insert_site(self, conn: Conn, site: Site) -> None:
-        conn.execute(
+    def insert_site(self, site: Site) -> None:
+        self._conn.execute(
             f"INSERT INTO sites ({_SITE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 site.site_id,
@@ -198,13 +185,11 @@ class SafetyRepository:
             ),
         )
 
-    def get_site(self, conn: Conn, site_id: str) -> Site | None:
-        row = _row(conn, f"SELECT {_SITE_COLUMNS} FROM sites WHERE site_id = %s", (site_id,))
-        return _site(row) if row else None
+    def get_site(self, site_id: str) -> Site | None:
+        return self._row(f"SELECT {_SITE_COLUMNS} FROM sites WHERE site_id = %s", (site_id,), _SITES)
 
     def list_sites(
         self,
-        conn: Conn,
         *,
         site_ids: Collection[str] | None,
         kind: SiteKind | None,
@@ -213,8 +198,7 @@ class SafetyRepository:
         after: Cursor | None,
         limit: int,
     ) -> list[Site]:
-        rows = _rows(
-            conn,
+        return self._rows(
             f"SELECT {_SITE_COLUMNS} FROM sites"
             " WHERE (%(ids)s::text[] IS NULL OR site_id = ANY(%(ids)s))"
             " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
@@ -232,11 +216,11 @@ class SafetyRepository:
                 "after_id": after[1] if after else "",
                 "limit": limit,
             },
+            _SITES,
         )
-        return [_site(row) for row in rows]
 
-    def insert_sensor(self, conn: Conn, sensor: Sensor) -> None:
-        conn.execute(
+    def insert_sensor(self, sensor: Sensor) -> None:
+        self._conn.execute(
             f"INSERT INTO sensors ({_SENSOR_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (
                 sensor.sensor_id,
@@ -249,17 +233,18 @@ class SafetyRepository:
             ),
         )
 
-    def get_sensors(self, conn: Conn, sensor_ids: Iterable[str]) -> dict[str, Sensor]:
-        rows = _rows(
-            conn, f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE sensor_id = ANY(%s)", (list(set(sensor_ids)),)
+    def get_sensors(self, sensor_ids: Iterable[str]) -> dict[str, Sensor]:
+        found = self._rows(
+            f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE sensor_id = ANY(%s)",
+            (list(set(sensor_ids)),),
+            _SENSORS,
         )
-        return {row["sensor_id"]: _sensor(row) for row in rows}
+        return {sensor.sensor_id: sensor for sensor in found}
 
     def list_sensors(
-        self, conn: Conn, site_id: str, kind: SensorKind | None, after: Cursor | None, limit: int
+        self, site_id: str, kind: SensorKind | None, after: Cursor | None, limit: int
     ) -> list[Sensor]:
-        rows = _rows(
-            conn,
+        return self._rows(
             f"SELECT {_SENSOR_COLUMNS} FROM sensors WHERE site_id = %(site)s"
             " AND (%(kind)s::text IS NULL OR kind = %(kind)s)"
             " AND (%(after_at)s::timestamptz IS NULL"
@@ -272,76 +257,72 @@ class SafetyRepository:
                 "after_id": after[1] if after else "",
                 "limit": limit,
             },
+            _SENSORS,
         )
-        return [_sensor(row) for row in rows]
 
     # --- persons ----------------------------------------------------------------------------------
 
-    def upsert_person(self, conn: Conn, token: str, sealed: bytes, now: datetime) -> bool:
+    def upsert_person(self, token: str, sealed: bytes, now: datetime) -> bool:
         """Store or replace a person's sealed record; True when the token was new."""
-        row = _row(
-            conn,
+        row = self._row(
             "INSERT INTO persons (person_token, sealed, recorded_at, updated_at) VALUES (%s, %s, %s, %s)"
             " ON CONFLICT (person_token)"
             " DO UPDATE SET sealed = EXCLUDED.sealed, updated_at = EXCLUDED.updated_at"
             " RETURNING (xmax = 0) AS inserted",
             (token, sealed, now, now),
+            dict_row,
         )
         return bool(row and row["inserted"])
 
-    def get_person(self, conn: Conn, token: str) -> tuple[bytes, datetime, datetime] | None:
-        row = _row(
-            conn, "SELECT sealed, recorded_at, updated_at FROM persons WHERE person_token = %s", (token,)
+    def get_person(self, token: str) -> PersonRow | None:
+        return self._row(
+            "SELECT person_token, sealed, recorded_at, updated_at FROM persons WHERE person_token = %s",
+            (token,),
+            class_row(PersonRow),
         )
-        return (bytes(row["sealed"]), row["recorded_at"], row["updated_at"]) if row else None
 
-    def get_persons(self, conn: Conn, tokens: Iterable[str]) -> dict[str, bytes]:
-        rows = _rows(
-            conn, "SELECT person_token, sealed FROM persons WHERE person_token = ANY(%s)", (list(tokens),)
+    def get_persons(self, tokens: Iterable[str]) -> dict[str, PersonRow]:
+        found = self._rows(
+            "SELECT person_token, sealed, recorded_at, updated_at FROM persons WHERE person_token = ANY(%s)",
+            (list(set(tokens)),),
+            class_row(PersonRow),
         )
-        return {row["person_token"]: bytes(row["sealed"]) for row in rows}
+        return {person.person_token: person for person in found}
 
-    def existing_persons(self, conn: Conn, tokens: Iterable[str]) -> set[str]:
-        rows = _rows(
-            conn, "SELECT person_token FROM persons WHERE person_token = ANY(%s)", (list(set(tokens)),)
+    def existing_persons(self, tokens: Iterable[str]) -> set[str]:
+        found = self._rows(
+            "SELECT person_token FROM persons WHERE person_token = ANY(%s)", (list(set(tokens)),), dict_row
         )
-        return {row["person_token"] for row in rows}
+        return {row["person_token"] for row in found}
 
-    def person_exists(self, conn: Conn, token: str) -> bool:
-        return _row(conn, "SELECT 1 AS found FROM persons WHERE person_token = %s", (token,)) is not None
-
-    def insert_purchase(self, conn: Conn, purchase: PurchaseRow, now: datetime) -> None:
-        conn.execute(
+    def insert_purchase(self, purchase: PurchaseRow, now: datetime) -> None:
+        self._conn.execute(
             "INSERT INTO hazardous_purchases (purchase_id, person_token, purchased_at, sealed, recorded_at)"
             " VALUES (%s, %s, %s, %s, %s)",
             (purchase.purchase_id, purchase.person_token, purchase.purchased_at, purchase.sealed, now),
         )
 
     def purchases_of(
-        self, conn: Conn, tokens: Iterable[str], since: datetime | None = None, until: datetime | None = None
+        self, tokens: Iterable[str], since: datetime | None = None, until: datetime | None = None
     ) -> list[PurchaseRow]:
-        rows = _rows(
-            conn,
+        """Newest first."""
+        return self._rows(
             "SELECT purchase_id, person_token, purchased_at, sealed FROM hazardous_purchases"
             " WHERE person_token = ANY(%(tokens)s)"
             " AND (%(since)s::timestamptz IS NULL OR purchased_at >= %(since)s)"
             " AND (%(until)s::timestamptz IS NULL OR purchased_at <= %(until)s)"
             " ORDER BY purchased_at DESC, purchase_id",
             {"tokens": list(tokens), "since": since, "until": until},
+            class_row(PurchaseRow),
         )
-        return [
-            PurchaseRow(r["purchase_id"], r["person_token"], r["purchased_at"], bytes(r["sealed"]))
-            for r in rows
-        ]
 
     # --- detections -------------------------------------------------------------------------------
 
-    def insert_detections(self, conn: Conn, detections: Sequence[Detection], received_at: datetime) -> None:
-        with conn.cursor() as cursor:
+    def insert_detections(self, detections: Sequence[Detection], received_at: datetime) -> None:
+        with self._conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO detections (detection_id, site_id, sensor_id, zone, kind, detected_at,"
-                " confidence,"
-                " snapshot_ref, label, person_token, plate, received_at)"
+                " confidence, snapshot_ref, label, person_token, plate, received_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
@@ -362,43 +343,40 @@ class SafetyRepository:
                 ],
             )
 
-    def window_detections(self, conn: Conn, site_id: str, start: datetime, end: datetime) -> list[Detection]:
+    def window_detections(self, site_id: str, start: datetime, end: datetime) -> list[Detection]:
         """One site's detections in [start, end], leaving out those an already closed alert dealt with."""
-        rows = _rows(
-            conn,
+        return self._rows(
             f"SELECT {_DETECTION_COLUMNS} FROM detections d"
             " WHERE d.site_id = %s AND d.detected_at BETWEEN %s AND %s"
             " AND NOT EXISTS (SELECT 1 FROM alert_detections ad JOIN alerts a USING (alert_id)"
             "                 WHERE ad.detection_id = d.detection_id AND a.closed_at IS NOT NULL)"
             " ORDER BY d.detected_at, d.detection_id",
             (site_id, start, end),
+            _DETECTIONS,
         )
-        return [_detection(row) for row in rows]
 
     # --- alerts -----------------------------------------------------------------------------------
 
-    def lock_site_alerts(self, conn: Conn, site_id: str) -> None:
+    def lock_site_alerts(self, site_id: str) -> None:
         """Serialise raising and updating alerts per site, so two batches cannot both open one."""
-        conn.execute(
+        self._conn.execute(
             "SELECT pg_advisory_xact_lock(hashtext('cityhub_safety_site_alerts'), hashtext(%s))", (site_id,)
         )
 
-    def open_alerts(
-        self, conn: Conn, site_ids: Collection[str] | None, *, for_update: bool = False
-    ) -> list[Alert]:
+    def open_alerts(self, site_ids: Collection[str] | None, *, for_update: bool = False) -> list[Alert]:
         """Open alerts, oldest first; ``for_update`` locks them, so none closes while the caller decides."""
         lock = " FOR UPDATE OF a" if for_update else ""
-        rows = _rows(
-            conn,
+        rows = self._rows(
             f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN sites s USING (site_id)"
             " WHERE a.closed_at IS NULL AND (%(ids)s::text[] IS NULL OR a.site_id = ANY(%(ids)s))"
             f" ORDER BY a.raised_at, a.alert_id{lock}",
             {"ids": list(site_ids) if site_ids is not None else None},
+            dict_row,
         )
         return [_alert(row) for row in rows]
 
-    def insert_alert(self, conn: Conn, alert: Alert) -> None:
-        conn.execute(
+    def insert_alert(self, alert: Alert) -> None:
+        self._conn.execute(
             "INSERT INTO alerts (alert_id, site_id, status, level, trigger, reasons, detection_kinds,"
             " person_tokens, occurrences, first_detected_at, last_detected_at, raised_at, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -421,7 +399,6 @@ class SafetyRepository:
 
     def update_alert_assessment(
         self,
-        conn: Conn,
         alert_id: str,
         *,
         level: RiskLevel,
@@ -433,7 +410,7 @@ class SafetyRepository:
         occurrences: int,
         updated_at: datetime,
     ) -> None:
-        conn.execute(
+        self._conn.execute(
             "UPDATE alerts SET level = %s, reasons = %s, detection_kinds = %s, person_tokens = %s,"
             " first_detected_at = %s, last_detected_at = %s, occurrences = %s, updated_at = %s"
             " WHERE alert_id = %s",
@@ -450,58 +427,44 @@ class SafetyRepository:
             ),
         )
 
-    def link_detections(self, conn: Conn, alert_id: str, detection_ids: Iterable[str]) -> None:
-        with conn.cursor() as cursor:
+    def link_detections(self, alert_id: str, detection_ids: Iterable[str]) -> None:
+        with self._conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO alert_detections (alert_id, detection_id) VALUES (%s, %s)"
                 " ON CONFLICT DO NOTHING",
                 [(alert_id, d) for d in detection_ids],
             )
 
-    def get_alert(
-        self, conn: Conn, alert_id: str, *, for_update: bool = False, full: bool = False
-    ) -> Alert | None:
+    def get_alert(self, alert_id: str, *, for_update: bool = False, full: bool = False) -> Alert | None:
+        """The alert with its units; ``full`` adds its detections and timeline."""
         lock = " FOR UPDATE OF a" if for_update else ""
-        row = _row(
-            conn,
+        row = self._row(
             f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN sites s USING (site_id) WHERE a.alert_id = %s{lock}",
             (alert_id,),
+            dict_row,
         )
         if row is None:
             return None
-        units = tuple(
-            _unit(r)
-            for r in _rows(
-                conn,
-                "SELECT unit_id, kind, name, status, notified_at, en_route_at, arrived_at, done_at"
-                " FROM alert_units WHERE alert_id = %s ORDER BY seq",
-                (alert_id,),
-            )
+        units = self._rows(
+            f"SELECT {_UNIT_COLUMNS} FROM alert_units WHERE alert_id = %s ORDER BY seq", (alert_id,), _UNITS
         )
         if not full:
-            return _alert(row, units=units)
-        detections = tuple(
-            _detection(r)
-            for r in _rows(
-                conn,
-                f"SELECT {_DETECTION_COLUMNS} FROM detections d JOIN alert_detections ad USING (detection_id)"
-                " WHERE ad.alert_id = %s ORDER BY d.detected_at, d.detection_id",
-                (alert_id,),
-            )
+            return _alert(row, units=tuple(units))
+        detections = self._rows(
+            f"SELECT {_DETECTION_COLUMNS} FROM detections d JOIN alert_detections ad USING (detection_id)"
+            " WHERE ad.alert_id = %s ORDER BY d.detected_at, d.detection_id",
+            (alert_id,),
+            _DETECTIONS,
         )
-        timeline = tuple(
-            TimelineEntry(r["at"], TimelineKind(r["kind"]), r["actor"], r["detail"])
-            for r in _rows(
-                conn,
-                "SELECT at, kind, actor, detail FROM alert_timeline WHERE alert_id = %s ORDER BY id",
-                (alert_id,),
-            )
+        timeline = self._rows(
+            "SELECT at, kind, actor, detail FROM alert_timeline WHERE alert_id = %s ORDER BY id",
+            (alert_id,),
+            _TIMELINE,
         )
-        return _alert(row, units=units, detections=detections, timeline=timeline)
+        return _alert(row, units=tuple(units), detections=tuple(detections), timeline=tuple(timeline))
 
     def list_alerts(
         self,
-        conn: Conn,
         *,
         site_ids: Collection[str] | None,
         statuses: Collection[AlertStatus],
@@ -510,8 +473,8 @@ class SafetyRepository:
         before: Cursor | None,
         limit: int,
     ) -> list[Alert]:
-        rows = _rows(
-            conn,
+        """Newest first, with their units."""
+        rows = self._rows(
             f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN sites s USING (site_id)"
             " WHERE (%(ids)s::text[] IS NULL OR a.site_id = ANY(%(ids)s))"
             " AND (%(statuses)s::text[] IS NULL OR a.status = ANY(%(statuses)s))"
@@ -529,48 +492,39 @@ class SafetyRepository:
                 "before_id": before[1] if before else "",
                 "limit": limit,
             },
+            dict_row,
         )
         if not rows:
             return []
         units: dict[str, list[DispatchedUnit]] = {}
-        for r in _rows(
-            conn,
-            "SELECT alert_id, unit_id, kind, name, status, notified_at, en_route_at, arrived_at, done_at"
-            " FROM alert_units WHERE alert_id = ANY(%s) ORDER BY alert_id, seq",
+        for r in self._rows(
+            f"SELECT alert_id, {_UNIT_COLUMNS} FROM alert_units WHERE alert_id = ANY(%s)"
+            " ORDER BY alert_id, seq",
             ([row["alert_id"] for row in rows],),
+            dict_row,
         ):
-            units.setdefault(r["alert_id"], []).append(_unit(r))
+            alert_id = r.pop("alert_id")
+            units.setdefault(alert_id, []).append(_unit(**r))
         return [_alert(row, units=tuple(units.get(row["alert_id"], ()))) for row in rows]
 
-    def set_alert_status(
-        self, conn: Conn, alert_id: str, status: AlertStatus, at: datetime, **stamps: Any
-    ) -> None:
+    def set_alert_status(self, alert_id: str, status: AlertStatus, at: datetime, **stamps: Any) -> None:
         """Change the status; ``stamps`` sets lifecycle columns (acknowledged_at=..., on_scene_at=...)."""
-        allowed = {
-            "acknowledged_at",
-            "dispatched_at",
-            "on_scene_at",
-            "closed_at",
-            "outcome",
-            "joint_response",
-            "resolution_note",
-        }
-        unknown = set(stamps) - allowed
+        unknown = set(stamps) - LIFECYCLE_COLUMNS
         if unknown:
             raise ValueError(f"not lifecycle columns: {sorted(unknown)}")
         assignments = "".join(f", {name} = %({name})s" for name in sorted(stamps))
-        conn.execute(
+        self._conn.execute(
             f"UPDATE alerts SET status = %(status)s, updated_at = %(at)s{assignments}"
             " WHERE alert_id = %(id)s",
             {"status": status.value, "at": at, "id": alert_id, **stamps},
         )
 
-    def insert_units(self, conn: Conn, alert_id: str, units: Sequence[DispatchedUnit]) -> None:
-        row = _row(
-            conn, "SELECT coalesce(max(seq), 0) AS seq FROM alert_units WHERE alert_id = %s", (alert_id,)
+    def insert_units(self, alert_id: str, units: Sequence[DispatchedUnit]) -> None:
+        row = self._row(
+            "SELECT coalesce(max(seq), 0) AS seq FROM alert_units WHERE alert_id = %s", (alert_id,), dict_row
         )
         start = int(row["seq"]) if row else 0
-        with conn.cursor() as cursor:
+        with self._conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO alert_units (unit_id, alert_id, seq, kind, name, status, notified_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -580,35 +534,30 @@ class SafetyRepository:
                 ],
             )
 
-    def set_unit_status(self, conn: Conn, unit_id: str, status: UnitStatus, at: datetime) -> None:
+    def set_unit_status(self, unit_id: str, status: UnitStatus, at: datetime) -> None:
         column = {
             UnitStatus.EN_ROUTE: "en_route_at",
             UnitStatus.ARRIVED: "arrived_at",
             UnitStatus.DONE: "done_at",
         }[status]
-        conn.execute(
+        self._conn.execute(
             f"UPDATE alert_units SET status = %s, {column} = %s WHERE unit_id = %s",
             (status.value, at, unit_id),
         )
 
-    def add_timeline(self, conn: Conn, alert_id: str, entries: Iterable[TimelineEntry]) -> None:
-        with conn.cursor() as cursor:
+    def add_timeline(self, alert_id: str, entries: Iterable[TimelineEntry]) -> None:
+        with self._conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO alert_timeline (alert_id, at, kind, actor, detail) VALUES (%s, %s, %s, %s, %s)",
                 [(alert_id, e.at, e.kind.value, e.actor, e.detail) for e in entries],
             )
 
-    def notify(self, conn: Conn, channel: str, payload: dict[str, Any]) -> None:
-        """Delivered to listeners when (and only if) the transaction commits."""
-        conn.execute("SELECT pg_notify(%s, %s)", (channel, json.dumps(payload, separators=(",", ":"))))
-
     # --- inspections ------------------------------------------------------------------------------
 
-    def insert_inspection(self, conn: Conn, inspection: Inspection) -> None:
-        conn.execute(
+    def insert_inspection(self, inspection: Inspection) -> None:
+        self._conn.execute(
             "INSERT INTO inspections (inspection_id, site_id, method, inspector, inspected_at, sensor_id,"
-            " summary,"
-            " findings, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " summary, findings, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 inspection.inspection_id,
                 inspection.site_id,
@@ -627,15 +576,13 @@ class SafetyRepository:
             ),
         )
 
-    def get_inspection(self, conn: Conn, inspection_id: str) -> Inspection | None:
-        found = self._inspections(conn, "inspection_id = %(id)s", {"id": inspection_id}, 1)
+    def get_inspection(self, inspection_id: str) -> Inspection | None:
+        found = self._inspections("inspection_id = %(id)s", {"id": inspection_id}, 1)
         return found[0] if found else None
 
-    def list_inspections(
-        self, conn: Conn, site_id: str, before: Cursor | None, limit: int
-    ) -> list[Inspection]:
+    def list_inspections(self, site_id: str, before: Cursor | None, limit: int) -> list[Inspection]:
+        """Newest inspection first."""
         return self._inspections(
-            conn,
             "site_id = %(site)s AND (%(before_at)s::timestamptz IS NULL"
             " OR (inspected_at, inspection_id) < (%(before_at)s, %(before_id)s))",
             {
@@ -646,34 +593,19 @@ class SafetyRepository:
             limit,
         )
 
-    def _inspections(self, conn: Conn, where: str, params: dict[str, Any], limit: int) -> list[Inspection]:
-        rows = _rows(
-            conn,
+    def _inspections(self, where: str, params: dict[str, Any], limit: int) -> list[Inspection]:
+        return self._rows(
             "SELECT inspection_id, site_id, method, inspector, inspected_at, sensor_id, summary, findings,"
             f" recorded_at FROM inspections WHERE {where}"
             " ORDER BY inspected_at DESC, inspection_id DESC LIMIT %(limit)s",
             {**params, "limit": limit},
+            _INSPECTIONS,
         )
-        return [
-            Inspection(
-                inspection_id=r["inspection_id"],
-                site_id=r["site_id"],
-                method=InspectionMethod(r["method"]),
-                inspector=r["inspector"],
-                inspected_at=r["inspected_at"],
-                sensor_id=r["sensor_id"],
-                summary=r["summary"],
-                findings=tuple(InspectionFinding(**f) for f in r["findings"]),
-                recorded_at=r["recorded_at"],
-            )
-            for r in rows
-        ]
 
     # --- statistics -------------------------------------------------------------------------------
 
     def statistics(
         self,
-        conn: Conn,
         *,
         site_ids: Collection[str] | None,
         start: datetime,
@@ -687,8 +619,7 @@ class SafetyRepository:
             raise ValueError(f"unknown bucket {bucket!r}")
         # date_trunc on the local wall-clock time, so a day starts at the district's midnight; a NULL
         # unit (no bucket) makes the bucket NULL and gives one row per site.
-        rows = _rows(
-            conn,
+        return self._rows(
             "SELECT site_id, b AT TIME ZONE %(tz)s AS bucket_start,"
             " (b + %(step)s::interval) AT TIME ZONE %(tz)s AS bucket_end,"
             " count(*) AS warnings,"
@@ -714,22 +645,5 @@ class SafetyRepository:
                 "step": {"day": "1 day", "month": "1 month"}.get(bucket or ""),
                 "tz": timezone,
             },
+            class_row(StatisticsRow),
         )
-        return [
-            StatisticsRow(
-                site_id=r["site_id"],
-                bucket_start=r["bucket_start"],
-                bucket_end=r["bucket_end"],
-                warnings=r["warnings"],
-                critical=r["critical"],
-                joint=r["joint"],
-                false_alarms=r["false_alarms"],
-                ack_seconds=float(r["ack_seconds"]),
-                ack_count=r["ack_count"],
-                dispatch_seconds=float(r["dispatch_seconds"]),
-                dispatch_count=r["dispatch_count"],
-                arrive_seconds=float(r["arrive_seconds"]),
-                arrive_count=r["arrive_count"],
-            )
-            for r in rows
-        ]

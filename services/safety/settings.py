@@ -6,7 +6,6 @@ import base64
 import binascii
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
@@ -18,8 +17,9 @@ __all__ = ["SafetySettings"]
 
 class SafetySettings(ServiceSettings):
     service_name: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")] = "safety"
-    # Where the service's facts go (tests point it at a topic of their own).
-    events_topic: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]{1,249}$")] = (
+    # Where the service's facts go (tests point it at a topic of their own). The district's time zone
+    # (statistics days and months) is the platform's DISTRICT_TIME_ZONE.
+    safety_events_topic: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]{1,249}$")] = (
         "cityhub.safety.events.v1"
     )
 
@@ -42,8 +42,6 @@ class SafetySettings(ServiceSettings):
     # Detections of a kind an open alert already has, within this many seconds of its detections,
     # update that alert instead of opening another.
     safety_alert_dedup_window_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
-    # The district's time zone: statistics buckets (days, months) start at its midnight.
-    safety_district_timezone: str = "Asia/Shanghai"
     # Alert changes a slow watcher may fall behind by before it is re-sent the open alerts instead.
     safety_watch_queue_size: Annotated[int, Field(ge=10, le=100_000)] = 1000
 
@@ -53,15 +51,6 @@ class SafetySettings(ServiceSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         decode_person_key(value.get_secret_value())
-        return value
-
-    @field_validator("safety_district_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
 

@@ -1,18 +1,20 @@
 """What callers ask the safety service to do, and the checks every request passes before anything is
 stored. The gRPC layer translates leniently (an unknown enum value becomes ``None``); these functions name
-every bad field by its request path, all at once. Checks that need stored state (does this sensor
-exist?) live in the use cases, which add to the same kind of violation list.
+every bad field by its request path, all at once (INVALID_ARGUMENT). Checks that need stored state (does
+this sensor exist?) live in the use cases, which refuse a missing or wrong referenced entity with
+FAILED_PRECONDITION naming its field.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
 from services.platform.errors import Violations
+from services.platform.idempotency import check_request_id
 from services.platform.identifiers import invalid_division_code, invalid_identity_number
 from services.safety.domain.model import (
     AlertOutcome,
@@ -34,7 +36,6 @@ __all__ = [
     "Acknowledge",
     "Dispatch",
     "FindingInput",
-    "Page",
     "RaiseAlarm",
     "RecordInspection",
     "RecordPerson",
@@ -47,9 +48,6 @@ __all__ = [
     "StatisticsQuery",
     "UnitInput",
     "UpdateUnit",
-    "check_page",
-    "check_request_id",
-    "fingerprint_material",
 ]
 
 # A sensor's clock may run a little ahead of ours; further ahead it is wrong, and a wrong time would put
@@ -58,22 +56,10 @@ MAX_CLOCK_AHEAD = timedelta(minutes=5)
 MAX_BATCH = 1000
 MAX_UNITS_PER_DISPATCH = 20
 MAX_FINDINGS = 100
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 MAX_STATISTICS_BUCKETS = 400
 SEVERITIES = ("info", "low", "medium", "high", "critical")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
 _PLATE = re.compile(r"^[\w·-]{2,16}$")
-
-
-def check_request_id(violations: Violations, value: str, *, required: bool = True) -> None:
-    if not value:
-        if required:
-            violations.add("request_id", "is required (a client-chosen id that makes retries safe)")
-        return
-    if not _REQUEST_ID.match(value):
-        violations.add("request_id", "must be 1-128 characters from letters, digits and . _ : -")
 
 
 def _text(violations: Violations, field: str, value: str, *, required: bool, max_len: int) -> None:
@@ -99,17 +85,6 @@ def _time(
 def _enum(violations: Violations, field: str, value: Enum | None) -> None:
     if value is None:
         violations.add(field, "is required (a known value other than UNSPECIFIED)")
-
-
-def fingerprint_material(command: object) -> bytes:
-    """What a replay must repeat exactly: every field of the command but its request id.
-
-    The use case digests this with a *keyed* MAC: a plain hash of a command holding an identity number
-    could be reversed by trying every plausible number."""
-    assert is_dataclass(command)
-    assert not isinstance(command, type)
-    values = [(f.name, getattr(command, f.name)) for f in fields(command) if f.name != "request_id"]
-    return f"{type(command).__name__}:{values!r}".encode()
 
 
 # --- sites and sensors ----------------------------------------------------------------------------
@@ -405,24 +380,6 @@ class RecordInspection:
 
 
 # --- queries --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    size: int
-    token: str
-
-
-def check_page(page_size: int, page_token: str, field: str = "page") -> Page:
-    v = Violations()
-    if page_size < 0:
-        v.add(f"{field}.page_size", "must not be negative")
-    elif page_size > MAX_PAGE_SIZE:
-        v.add(f"{field}.page_size", f"must be at most {MAX_PAGE_SIZE}")
-    if len(page_token) > 512:
-        v.add(f"{field}.page_token", "is not a token this service issued")
-    v.check()
-    return Page(page_size or DEFAULT_PAGE_SIZE, page_token)
 
 
 @dataclass(frozen=True, slots=True)

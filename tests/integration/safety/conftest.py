@@ -43,7 +43,7 @@ def safety_settings(kafka_bootstrap: str, database_url: str, **overrides: Any) -
         "metrics_port": 0,
         "log_level": "warning",
         "topic_partitions": 3,
-        "events_topic": f"cityhub.safety.events.v1.t{suffix}",
+        "safety_events_topic": f"cityhub.safety.events.v1.t{suffix}",
         "outbox_poll_interval_s": 0.05,
         "safety_person_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         **overrides,
@@ -74,4 +74,4 @@ def safety(kafka_bootstrap: str, database_url: str, security: SecuritySettings) 
     finally:
         channel.close()
         runtime.close()
-        _delete_topics(kafka_bootstrap, [settings.events_topic, f"{settings.events_topic}.dlq"])
+        _delete_topics(kafka_bootstrap, [settings.safety_events_topic, f"{settings.safety_events_topic}.dlq"])

@@ -1,12 +1,11 @@
 """Helpers for the safety service's integration tests: a client over a real gRPC channel with tokens signed
-by a throwaway key pair, alert watchers, reading events back from Kafka, looking at the service's own
-tables, made-up identity numbers, bounded waits."""
+by a throwaway key pair, alert watchers, reading events back from Kafka (with tests/kafka_support.py),
+looking at the service's own tables, made-up identity numbers, bounded waits."""
 
 from __future__ import annotations
 
 import secrets
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from services.platform.runtime import ServiceRuntime
 from services.platform.security import TokenIssuer
 from services.safety.grpc_api import WATCH_LIVE_METADATA
 from services.safety.settings import SafetySettings
+from tests.kafka_support import read_records
 from tests.support import wait_until
 
 T = TypeVar("T")
@@ -244,60 +244,34 @@ class Safety:
     def outbox_subjects(self) -> list[str]:
         return [row[0] for row in self.sql("SELECT ce_subject FROM outbox ORDER BY id")]
 
-    def events(self, subjects: set[str]) -> list[tuple[str, Message]]:
-        """Every event on the events topic so far whose subject is one of ``subjects``: (ce_type, message)."""
-        from kafka import KafkaConsumer, TopicPartition
+    def _outbox_drained(self) -> tuple[int] | None:
+        unsent, total = self.sql("SELECT count(*) FILTER (WHERE sent_at IS NULL), count(*) FROM outbox")[0]
+        return None if unsent else (int(total),)
 
-        name = self.settings.events_topic
-        consumer: Any = KafkaConsumer(
-            bootstrap_servers=self.kafka_bootstrap.split(","), group_id=None, enable_auto_commit=False
-        )
-        try:
-            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            ends = consumer.end_offsets(partitions)
-            found: list[tuple[str, Message]] = []
-            deadline = time.monotonic() + 15
-            while any(consumer.position(tp) < ends[tp] for tp in partitions):
-                assert time.monotonic() < deadline, f"reading {name} took too long"
-                for records in consumer.poll(timeout_ms=200).values():
-                    for record in records:
-                        envelope = envelope_from_record(record)
-                        if envelope.subject in subjects:
-                            found.append((envelope.type, decode_payload(envelope.type, envelope.payload)))
-            return found
-        finally:
-            consumer.close(autocommit=False)
+    def published(self) -> list[Any]:
+        """Every record the service has published so far: waits until its outbox relay has sent every
+        event committed before the call, then reads (at least) that many records off the topic."""
+        (count,) = wait_until(self._outbox_drained, timeout_s=30, what="the outbox relay to send every event")
+        return read_records(self.kafka_bootstrap, self.settings.safety_events_topic, count, timeout_s=30)
+
+    def events(self, subjects: set[str]) -> list[tuple[str, Message]]:
+        """Published events whose subject is one of ``subjects``: (ce_type, message), in order per key."""
+        found: list[tuple[str, Message]] = []
+        for record in self.published():
+            envelope = envelope_from_record(record)
+            if envelope.subject in subjects:
+                found.append((envelope.type, decode_payload(envelope.type, envelope.payload)))
+        return found
 
     def raw_event_payloads(self) -> list[bytes]:
         """Every record value on the events topic (to check what never appears in any of them)."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        name = self.settings.events_topic
-        consumer: Any = KafkaConsumer(
-            bootstrap_servers=self.kafka_bootstrap.split(","), group_id=None, enable_auto_commit=False
-        )
-        try:
-            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
-            ends = consumer.end_offsets(partitions)
-            values: list[bytes] = []
-            deadline = time.monotonic() + 15
-            while any(consumer.position(tp) < ends[tp] for tp in partitions):
-                assert time.monotonic() < deadline, f"reading {name} took too long"
-                for records in consumer.poll(timeout_ms=200).values():
-                    values.extend(bytes(record.value) for record in records)
-            return values
-        finally:
-            consumer.close(autocommit=False)
+        return [bytes(record.value) for record in self.published()]
 
     def wait_for_events(
         self, subjects: set[str], done: Callable[[list[tuple[str, Message]]], bool], *, what: str
     ) -> list[tuple[str, Message]]:
-        def check() -> list[tuple[str, Message]] | None:
-            found = self.events(subjects)
-            return found if done(found) else None
-
-        return wait_until(check, timeout_s=30, what=what, interval_s=0.3)
+        """The events of ``subjects`` once everything committed so far is on the topic; ``done`` must
+        hold for them (the RPCs that made them have returned, so nothing more is coming)."""
+        found = self.events(subjects)
+        assert done(found), f"{what}: not among the published events {[t for t, _ in found]}"
+        return found

@@ -27,7 +27,7 @@ from tests.integration.safety.safety_support import (
     now,
     ts,
 )
-from tests.support import violations, wait_until
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -234,8 +234,10 @@ def test_venue_inspections(safety: Safety) -> None:
             inspected_at=ts(now()),
         ),
     )
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert set(violations(error)) == {"site_id"}
+    # A site of the wrong kind is a state the request cannot change, not a malformed field.
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert str(error.details()).startswith("site_id:")
+    assert "not a religious venue" in str(error.details())
     (event,) = [
         m for t, m in safety.wait_for_events({recorded.inspection_id}, bool, what="the inspection event")
     ]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.platform.errors import InvalidArgumentError, PermissionDeniedError
+from services.platform.idempotency import fingerprint_material
 from services.platform.identifiers import identity_check_char
 from services.safety.domain.access import Viewer
 from services.safety.domain.commands import (
@@ -22,8 +23,6 @@ from services.safety.domain.commands import (
     StatisticsQuery,
     UnitInput,
     UpdateUnit,
-    check_page,
-    fingerprint_material,
 )
 from services.safety.domain.model import (
     DetectionKind,
@@ -186,13 +185,6 @@ def test_statistics_period_checks() -> None:
     with pytest.raises(InvalidArgumentError) as error:
         StatisticsQuery("", NOW - timedelta(days=500), NOW, "day").check()
     assert fields_of(error) == {"bucket"}
-
-
-def test_page_checks() -> None:
-    assert check_page(0, "").size == 50
-    with pytest.raises(InvalidArgumentError) as error:
-        check_page(501, "")
-    assert fields_of(error) == {"page.page_size"}
 
 
 def test_request_ids_must_be_plain() -> None:

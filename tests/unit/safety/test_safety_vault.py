@@ -101,6 +101,15 @@ def test_the_dev_flag_generates_one_shared_key_readable_by_its_owner_only(
     assert mode == 0o600
 
 
-def test_an_unknown_time_zone_is_refused() -> None:
-    with pytest.raises(SettingsError, match="SAFETY_DISTRICT_TIMEZONE"):
-        load_settings(SafetySettings, safety_district_timezone="Mars/Olympus", **REQUIRED)
+def test_the_district_time_zone_is_the_platform_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTRICT_TIME_ZONE", "Asia/Urumqi")
+    assert load_settings(SafetySettings, **REQUIRED).district_zone.key == "Asia/Urumqi"
+    with pytest.raises(SettingsError, match="DISTRICT_TIME_ZONE"):
+        load_settings(SafetySettings, district_time_zone="Mars/Olympus", **REQUIRED)
+
+
+def test_the_events_topic_carries_the_domain_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFETY_EVENTS_TOPIC", "cityhub.safety.events.v1.elsewhere")
+    assert (
+        load_settings(SafetySettings, **REQUIRED).safety_events_topic == "cityhub.safety.events.v1.elsewhere"
+    )
