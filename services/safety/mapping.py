@@ -366,7 +366,7 @@ def alert_pb(alert: Alert) -> safety_pb2.Alert:
         detections=[detection_pb(d) for d in alert.detections],
         timeline=[
             safety_pb2.TimelineEntry(
-                at=ts(e.at), kind=TIMELINE_KIND.to_proto(e.kind), actor=e.actor, detail=e.detail
+                occurred_at=ts(e.at), kind=TIMELINE_KIND.to_proto(e.kind), actor=e.actor, detail=e.detail
             )
             for e in alert.timeline
         ],

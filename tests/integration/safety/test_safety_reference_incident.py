@@ -175,7 +175,7 @@ def test_the_reference_incident_from_detection_to_joint_response(safety: Safety)
         assert kinds.count(safety_pb2.TIMELINE_ENTRY_KIND_UNIT_STATUS_CHANGED) == 8
         assert kinds.count(safety_pb2.TIMELINE_ENTRY_KIND_ON_SCENE) == 1
         assert kinds[-1] == safety_pb2.TIMELINE_ENTRY_KIND_RESOLVED
-        stamps = [e.at.ToDatetime() for e in full.alert.timeline]
+        stamps = [e.occurred_at.ToDatetime() for e in full.alert.timeline]
         assert stamps == sorted(stamps)
         alert = full.alert
         assert (
