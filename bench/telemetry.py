@@ -218,7 +218,7 @@ def register_district(
                 industry_pb2.RegisterDeviceRequest(
                     request_id=f"bench-device-{index}",
                     serial_number=f"BENCH-{index:06d}",
-                    enterprise_id=codes[index % enterprises],
+                    credit_code=codes[index % enterprises],
                     workshop=f"W{index % 3 + 1}",
                     machine_type=industry_pb2.MACHINE_TYPE_CNC_MACHINE_TOOL,
                     rated_power_kw=15.0,
@@ -465,8 +465,8 @@ def _service_env(
         GRPC_PORT=str(_free_port()),
         METRICS_PORT="0",
         LOG_FORMAT="json",
-        EVENTS_TOPIC=topics[0],
-        TELEMETRY_TOPIC=topics[1],
+        INDUSTRY_EVENTS_TOPIC=topics[0],
+        INDUSTRY_TELEMETRY_TOPIC=topics[1],
         CITYHUB_DEV_KEYS="true",
         CITYHUB_DEV_SECRETS_DIR=str(secrets_dir),
         GRPC_MAX_WORKERS="32",
@@ -517,8 +517,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one line
             database=database,
             secrets_dir=workdir / "keys",
             topics=(events_topic, telemetry_topic),
-            ROLLUP_CONSUMER_ENABLED="false",
-            HEALTH_MONITOR_ENABLED="false",
+            INDUSTRY_ROLLUP_CONSUMER_ENABLED="false",
+            INDUSTRY_HEALTH_MONITOR_ENABLED="false",
         )
         service = ServiceProcess(env, workdir / "industry.log")
         rollup: ServiceProcess | None = None
@@ -591,7 +591,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one line
             if args.rollup_seconds > 0:
                 from services.industry.bootstrap import ROLLUP_CONSUMER
 
-                rollup_env = {**env, "ROLLUP_CONSUMER_ENABLED": "true", "GRPC_PORT": str(_free_port())}
+                rollup_env = {
+                    **env,
+                    "INDUSTRY_ROLLUP_CONSUMER_ENABLED": "true",
+                    "GRPC_PORT": str(_free_port()),
+                }
                 rollup = ServiceProcess(rollup_env, workdir / "industry-rollup.log")
                 rollup.wait_serving()
                 total_records = end_offsets(bootstrap, telemetry_topic)

@@ -24,7 +24,7 @@ def tune_garbage_collector(young_threshold: int) -> None:
 def main() -> None:
     settings = load_settings(IndustrySettings)
     runtime = build(settings)
-    tune_garbage_collector(settings.gc_young_threshold)
+    tune_garbage_collector(settings.industry_gc_young_threshold)
     runtime.serve_forever()
 
 

@@ -15,22 +15,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from cityhub.industry.v1 import telemetry_pb2
 from google.protobuf.message import Message
 
-from services.industry.handlers import TelemetryRollup
+from services.industry import mapping
+from services.industry.usecases.telemetry import TelemetryRollup
 from services.platform.consumer import BatchHandler, Handler
 from services.platform.kafka import EventEnvelope
 
 __all__ = ["telemetry_batch_handler", "telemetry_handler"]
 
-_BATCH = telemetry_pb2.TelemetryBatch.DESCRIPTOR.full_name
 
-
-def _batch_of(envelope: EventEnvelope, message: Message) -> telemetry_pb2.TelemetryBatch:
-    if not isinstance(message, telemetry_pb2.TelemetryBatch):
+def _batch_of(envelope: EventEnvelope, message: Message) -> Message:
+    if mapping.telemetry_batch(message) is None:
         # Dead-lettered by the consumer: something else was published on the telemetry topic.
-        raise TypeError(f"{envelope.type} is not a {_BATCH}")
+        raise TypeError(f"{envelope.type} is not a {mapping.TELEMETRY_BATCH_TYPE}")
     return message
 
 
@@ -38,7 +36,7 @@ def telemetry_handler(rollup: TelemetryRollup) -> Handler:
     """One record at a time (the platform's fallback when a poll fails)."""
 
     def handle(conn: psycopg.Connection[Any], envelope: EventEnvelope, message: Message) -> None:
-        rollup.apply(conn, _batch_of(envelope, message), envelope.time)
+        rollup.apply_many(conn, [(_batch_of(envelope, message), envelope.time)])
 
     return handle
 

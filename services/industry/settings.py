@@ -1,10 +1,11 @@
-"""The industry service's settings: the platform's plus the domain's knobs (all from the environment)."""
+"""The industry service's settings: the platform's plus the domain's knobs, each named ``industry_<knob>``
+(environment ``INDUSTRY_<KNOB>``). The district time zone is the platform's ``DISTRICT_TIME_ZONE``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from services.platform.settings import ServiceSettings
 
@@ -15,63 +16,50 @@ class IndustrySettings(ServiceSettings):
     service_name: Annotated[str, Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")] = "industry"
 
     # --- topics ------------------------------------------------------------------------------------
-    events_topic: Annotated[str, Field(min_length=1)] = "cityhub.industry.events.v1"
-    telemetry_topic: Annotated[str, Field(min_length=1)] = "cityhub.industry.telemetry.v1"
+    industry_events_topic: Annotated[str, Field(min_length=1)] = "cityhub.industry.events.v1"
+    industry_telemetry_topic: Annotated[str, Field(min_length=1)] = "cityhub.industry.telemetry.v1"
 
     # --- telemetry ingest --------------------------------------------------------------------------
     # Samples further ahead of the server's clock than this are refused (clock skew of the box).
-    telemetry_max_future_s: Annotated[float, Field(ge=0, le=3600)] = 300.0
+    industry_telemetry_max_future_s: Annotated[float, Field(ge=0, le=3600)] = 300.0
     # Samples older than this are refused: the late-data window the hourly rollups stay open for.
-    telemetry_max_age_s: Annotated[float, Field(gt=0, le=90 * 86400)] = 7 * 86400.0
-    telemetry_max_samples_per_request: Annotated[int, Field(ge=1, le=100_000)] = 20_000
+    industry_telemetry_max_age_s: Annotated[float, Field(gt=0, le=90 * 86400)] = 7 * 86400.0
+    industry_telemetry_max_samples_per_request: Annotated[int, Field(ge=1, le=100_000)] = 20_000
     # An unknown device id is looked up in the database again at most this often (devices registered
     # by another replica become known within this time; a flood of bad ids costs no query per sample).
-    device_recheck_interval_s: Annotated[float, Field(gt=0, le=300)] = 2.0
+    industry_device_recheck_interval_s: Annotated[float, Field(gt=0, le=300)] = 2.0
     # How long the ingest RPC waits for Kafka's acknowledgement before failing (the client retries).
-    telemetry_ack_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    industry_telemetry_ack_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
     # Power beyond this multiple of the machine's rated power is physically implausible.
-    power_rated_multiple: Annotated[float, Field(ge=1, le=10)] = 2.0
-    temperature_min_c: float = -50.0
-    temperature_max_c: float = 400.0
-    spindle_load_max_pct: Annotated[float, Field(gt=0)] = 300.0
+    industry_power_rated_multiple: Annotated[float, Field(ge=1, le=10)] = 2.0
+    industry_temperature_min_c: float = -50.0
+    industry_temperature_max_c: float = 400.0
+    industry_spindle_load_max_pct: Annotated[float, Field(gt=0)] = 300.0
     # Parts per sample beyond this are a counter glitch, not production.
-    max_parts_per_sample: Annotated[int, Field(ge=1)] = 100_000
+    industry_max_parts_per_sample: Annotated[int, Field(ge=1)] = 100_000
 
     # Allocations between two young-generation garbage collections (Python's default is 700). 0 leaves the
     # collector exactly as Python sets it up (no freeze either).
     # Each ingest request allocates a few objects per sample that live for the whole request; at the
     # default the collector ran full-heap collections many times a second (see docs/services/industry.md).
-    gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000
+    industry_gc_young_threshold: Annotated[int, Field(ge=0)] = 50_000
 
     # --- rollup and health -------------------------------------------------------------------------
     # Run the telemetry -> hourly rollup consumer in this process (a deployment may run it apart).
-    rollup_consumer_enabled: bool = True
-    # Run the periodic health check (silence alerts, publishing finished hours) in this process.
+    industry_rollup_consumer_enabled: bool = True
     # Telemetry records applied per rollup transaction (each packs hundreds of samples): a device's rows
     # are written once per transaction, so larger polls mean fewer writes per sample.
-    rollup_max_poll_records: Annotated[int, Field(ge=1, le=5000)] = 200
-    health_monitor_enabled: bool = True
-    health_check_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    industry_rollup_max_poll_records: Annotated[int, Field(ge=1, le=5000)] = 200
+    # Run the periodic health check (silence alerts, publishing finished hours) in this process.
+    industry_health_monitor_enabled: bool = True
+    industry_health_check_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     # A device in fault continuously for longer than this raises a fault alert.
-    fault_alert_after_s: Annotated[float, Field(gt=0)] = 600.0
+    industry_fault_alert_after_s: Annotated[float, Field(gt=0)] = 600.0
     # A device that sent nothing for longer than this raises an offline alert.
-    silence_alert_after_s: Annotated[float, Field(gt=0)] = 300.0
+    industry_silence_alert_after_s: Annotated[float, Field(gt=0)] = 300.0
     # A finished hour is published (UtilisationRolledUp) this long after it ends, to let late samples in.
-    rollup_publish_delay_s: Annotated[float, Field(ge=0)] = 300.0
+    industry_rollup_publish_delay_s: Annotated[float, Field(ge=0)] = 300.0
 
     # --- other domain rules ------------------------------------------------------------------------
     # A workshop is digital when at least this share of its machines is connected and reporting.
-    digital_workshop_share: Annotated[float, Field(gt=0, le=1)] = 0.8
-    # Days for order dates and day buckets.
-    district_time_zone: str = "Asia/Shanghai"
-
-    @field_validator("district_time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
-        return value
+    industry_digital_workshop_share: Annotated[float, Field(gt=0, le=1)] = 0.8

@@ -29,10 +29,8 @@ class Visibility:
     ) -> Visibility:
         return cls(everything, frozenset(parks), frozenset(enterprises))
 
-    def sees_enterprise(self, enterprise_id: str, park_id: str | None) -> bool:
-        return (
-            self.everything or enterprise_id in self.enterprises or (bool(park_id) and park_id in self.parks)
-        )
+    def sees_enterprise(self, credit_code: str, park_id: str | None) -> bool:
+        return self.everything or credit_code in self.enterprises or (bool(park_id) and park_id in self.parks)
 
     def sees_park(self, park_id: str) -> bool:
         return self.everything or park_id in self.parks

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
+from services.industry.domain.model import DeviceState
 from services.platform.errors import FieldViolation
 
 __all__ = [
     "HOUR_MS",
+    "STATE_OF_CODE",
     "DeviceProfile",
-    "DeviceState",
     "FaultAlertCleared",
     "FaultAlertDue",
     "HourTotals",
@@ -32,6 +33,7 @@ __all__ = [
     "SampleLimits",
     "Screened",
     "StateChange",
+    "StateCode",
     "StatusSnapshot",
     "accumulate",
     "follow_states",
@@ -41,19 +43,31 @@ __all__ = [
 HOUR_MS = 3_600_000
 
 
-class DeviceState(IntEnum):
+class StateCode(IntEnum):
+    """The numbers a collection box sends for its state (``TelemetrySample.state``, also what
+    ``device_status.state`` stores). The hot paths compare these integers, never the domain's names."""
+
     RUNNING = 1
     IDLE = 2
     STOPPED = 3
     FAULT = 4
 
 
-class RejectionReason(IntEnum):
-    UNKNOWN_DEVICE = 1
-    TIME_SKEW = 2
-    OUT_OF_RANGE = 3
-    NOT_PERMITTED = 4
-    DUPLICATE = 5
+# A state code as the domain's state; 0 (never reported) and unknown codes are absent.
+STATE_OF_CODE: Mapping[int, DeviceState] = {
+    StateCode.RUNNING: DeviceState.RUNNING,
+    StateCode.IDLE: DeviceState.IDLE,
+    StateCode.STOPPED: DeviceState.STOPPED,
+    StateCode.FAULT: DeviceState.FAULT,
+}
+
+
+class RejectionReason(StrEnum):
+    UNKNOWN_DEVICE = "unknown_device"
+    TIME_SKEW = "time_skew"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_PERMITTED = "not_permitted"
+    DUPLICATE = "duplicate"
 
 
 class SampleLike(Protocol):
@@ -82,7 +96,7 @@ class DeviceProfile:
     """What telemetry handling needs to know about a registered device."""
 
     device_id: str
-    enterprise_id: str
+    credit_code: str
     park_id: str | None
     workshop: str
     rated_power_kw: float
@@ -260,13 +274,13 @@ class HourTotals:
     ideal_ms: float = 0.0
 
     def add_time(self, state: int, ms: int) -> None:
-        if state == DeviceState.RUNNING:
+        if state == StateCode.RUNNING:
             self.running_ms += ms
-        elif state == DeviceState.IDLE:
+        elif state == StateCode.IDLE:
             self.idle_ms += ms
-        elif state == DeviceState.STOPPED:
+        elif state == StateCode.STOPPED:
             self.stopped_ms += ms
-        elif state == DeviceState.FAULT:
+        elif state == StateCode.FAULT:
             self.fault_ms += ms
 
 
@@ -373,7 +387,7 @@ def follow_states(
         status.last_sample_ms = moment
         since = status.state_since_ms
         if (
-            state == DeviceState.FAULT
+            state == StateCode.FAULT
             and status.fault_alert_id is None
             and since is not None
             and moment - since >= fault_after_ms

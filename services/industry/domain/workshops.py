@@ -10,7 +10,7 @@ __all__ = ["WorkshopCoverage"]
 
 @dataclass(frozen=True, slots=True)
 class WorkshopCoverage:
-    enterprise_id: str
+    credit_code: str
     workshop: str
     park_id: str | None
     device_count: int

@@ -46,12 +46,12 @@ def industry(
         metrics_port=0,
         log_level="warning",
         topic_partitions=3,
-        events_topic=f"cityhub.industry.events.v1.t{suffix}",
-        telemetry_topic=f"cityhub.industry.telemetry.v1.t{suffix}",
-        health_check_interval_s=0.3,
-        silence_alert_after_s=2.0,
-        fault_alert_after_s=600.0,
-        rollup_publish_delay_s=0.0,
+        industry_events_topic=f"cityhub.industry.events.v1.t{suffix}",
+        industry_telemetry_topic=f"cityhub.industry.telemetry.v1.t{suffix}",
+        industry_health_check_interval_s=0.3,
+        industry_silence_alert_after_s=2.0,
+        industry_fault_alert_after_s=600.0,
+        industry_rollup_publish_delay_s=0.0,
         outbox_poll_interval_s=0.05,
     )
     keys = make_keys(tmp_path_factory.mktemp("industry-keys"))
@@ -69,5 +69,5 @@ def industry(
     finally:
         channel.close()
         runtime.close()
-        topics = [settings.events_topic, settings.telemetry_topic]
+        topics = [settings.industry_events_topic, settings.industry_telemetry_topic]
         _delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])

@@ -4,7 +4,6 @@ signed by a throwaway key pair, reading events back from Kafka, made-up credit c
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from services.platform.identifiers import credit_code_check_char
 from services.platform.kafka import decode_payload, envelope_from_record
 from services.platform.runtime import ServiceRuntime
 from services.platform.security import TokenIssuer
+from tests.kafka_support import TopicReader, committed_offset
 from tests.support import wait_until
 
 T = TypeVar("T")
@@ -29,6 +29,21 @@ def credit_code(seed: int, *, division: str = "331004") -> str:
     body = "".join(alphabet[(seed // 31**i + i * 7) % 31] for i in range(9))
     first17 = f"91{division}{body}"
     return first17 + credit_code_check_char(first17)
+
+
+def read_to_end(bootstrap: str, topic: str, *, timeout_s: float = 15.0) -> list[Any]:
+    """Every record on ``topic`` up to its end offsets as of now (all partitions), via TopicReader."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    probe: Any = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+        ends = probe.end_offsets(partitions)
+    finally:
+        probe.close(autocommit=False)
+    wanted = sum(ends.values())
+    with TopicReader(bootstrap, [topic]) as reader:
+        return list(reader.read_until(lambda rs: len(rs) >= wanted, timeout_s=timeout_s, what=topic))
 
 
 @dataclass
@@ -57,29 +72,49 @@ class Industry:
 
     def events(self, subjects: set[str], *, topic: str | None = None) -> list[tuple[str, Message]]:
         """Every event on the events topic so far whose subject is one of ``subjects``: (ce_type, message)."""
+        name = topic or self.settings.industry_events_topic
+        found: list[tuple[str, Message]] = []
+        for record in read_to_end(self.kafka_bootstrap, name):
+            envelope = envelope_from_record(record)
+            if envelope.subject in subjects:
+                found.append((envelope.type, decode_payload(envelope.type, envelope.payload)))
+        return found
+
+    def outbox_drained(self) -> None:
+        """Wait until every event committed so far has been relayed to Kafka (no unsent outbox row)."""
+
+        def drained() -> bool:
+            with self.runtime.pool.connection() as conn:
+                row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+            return bool(row and row[0] == 0)
+
+        wait_until(drained, timeout_s=30, what="the outbox to drain")
+
+    def telemetry_consumed(self) -> None:
+        """Wait until the rollup consumer has committed every record on the telemetry topic so far."""
         from kafka import KafkaConsumer, TopicPartition
 
-        name = topic or self.settings.events_topic
-        consumer: Any = KafkaConsumer(
-            bootstrap_servers=self.kafka_bootstrap.split(","), group_id=None, enable_auto_commit=False
-        )
+        from services.industry.bootstrap import ROLLUP_CONSUMER
+
+        topic = self.settings.industry_telemetry_topic
+        group = f"{self.settings.service_name}.{ROLLUP_CONSUMER}"
+        consumer: Any = KafkaConsumer(bootstrap_servers=self.kafka_bootstrap.split(","), group_id=None)
         try:
-            partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
-            consumer.assign(partitions)
-            consumer.seek_to_beginning(*partitions)
+            partitions = [
+                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
             ends = consumer.end_offsets(partitions)
-            found: list[tuple[str, Message]] = []
-            deadline = time.monotonic() + 15
-            while any(consumer.position(tp) < ends[tp] for tp in partitions):
-                assert time.monotonic() < deadline, f"reading {name} took too long"
-                for records in consumer.poll(timeout_ms=200).values():
-                    for record in records:
-                        envelope = envelope_from_record(record)
-                        if envelope.subject in subjects:
-                            found.append((envelope.type, decode_payload(envelope.type, envelope.payload)))
-            return found
         finally:
             consumer.close(autocommit=False)
+
+        def caught_up() -> bool:
+            return all(
+                ends[tp] == 0
+                or (committed_offset(self.kafka_bootstrap, group, topic, tp.partition) or 0) >= ends[tp]
+                for tp in partitions
+            )
+
+        wait_until(caught_up, timeout_s=30, what="the rollup consumer to catch up", interval_s=0.2)
 
     def wait_for_events(
         self, subjects: set[str], done: Callable[[list[tuple[str, Message]]], bool], *, what: str
@@ -119,10 +154,10 @@ class Industry:
 
     def device(
         self,
-        enterprise_id: str,
+        code: str,
         *,
         workshop: str = "W1",
-        machine_type: int = industry_pb2.MACHINE_TYPE_CNC_MACHINE_TOOL,
+        machine_type: industry_pb2.MachineType.ValueType = industry_pb2.MACHINE_TYPE_CNC_MACHINE_TOOL,
         rated_power_kw: float = 15.0,
         ideal_cycle_seconds: float = 30.0,
         sample_interval_ms: int = 60_000,
@@ -132,9 +167,9 @@ class Industry:
             industry_pb2.RegisterDeviceRequest(
                 request_id=secrets.token_hex(8),
                 serial_number=f"BOX-{secrets.token_hex(6)}",
-                enterprise_id=enterprise_id,
+                credit_code=code,
                 workshop=workshop,
-                machine_type=machine_type,  # type: ignore[arg-type]
+                machine_type=machine_type,
                 rated_power_kw=rated_power_kw,
                 ideal_cycle_seconds=ideal_cycle_seconds,
                 sample_interval_ms=sample_interval_ms,

@@ -6,7 +6,9 @@ sample's field) and nothing of it is stored or published."""
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -16,7 +18,7 @@ from cityhub.industry.v1 import events_pb2, industry_pb2, telemetry_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.platform.kafka import decode_payload, envelope_from_record
-from tests.integration.industry.industry_support import Industry, credit_code
+from tests.integration.industry.industry_support import Industry, credit_code, read_to_end
 from tests.support import violations, wait_until
 
 pytestmark = pytest.mark.integration
@@ -45,29 +47,14 @@ def _sample(device_id: str, moment_ms: int, **overrides: Any) -> telemetry_pb2.T
 
 def _telemetry_records(industry: Industry, request_id: str) -> list[telemetry_pb2.TelemetryBatch]:
     """Every TelemetryBatch on the service's telemetry topic that came from ``request_id``."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    topic = industry.settings.telemetry_topic
-    consumer: Any = KafkaConsumer(
-        bootstrap_servers=industry.kafka_bootstrap.split(","), group_id=None, enable_auto_commit=False
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        batches: list[telemetry_pb2.TelemetryBatch] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    envelope = envelope_from_record(record)
-                    batch = decode_payload(envelope.type, envelope.payload)
-                    assert isinstance(batch, telemetry_pb2.TelemetryBatch)
-                    if batch.request_id == request_id:
-                        batches.append(batch)
-        return batches
-    finally:
-        consumer.close(autocommit=False)
+    batches: list[telemetry_pb2.TelemetryBatch] = []
+    for record in read_to_end(industry.kafka_bootstrap, industry.settings.industry_telemetry_topic):
+        envelope = envelope_from_record(record)
+        batch = decode_payload(envelope.type, envelope.payload)
+        assert isinstance(batch, telemetry_pb2.TelemetryBatch)
+        if batch.request_id == request_id:
+            batches.append(batch)
+    return batches
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +88,7 @@ def test_onboarding_publishes_an_event_without_the_name(industry: Industry, worl
     assert [t for t, _ in found] == ["cityhub.industry.v1.EnterpriseOnboarded"]
     event = found[0][1]
     assert isinstance(event, events_pb2.EnterpriseOnboarded)
-    assert event.enterprise_id == code
+    assert event.credit_code == code
     assert event.park_id == world["park"].park_id
     assert event.division_code == "331004"
     assert "Moulds" not in str(event)
@@ -119,8 +106,43 @@ def test_onboarding_is_idempotent_by_request_id(industry: Industry, world: dict[
     again = industry.call("OnboardEnterprise", request).enterprise
     assert first == again
     events = industry.wait_for_events({first.credit_code}, lambda evs: len(evs) >= 1, what="onboarding")
-    time.sleep(0.5)
+    industry.outbox_drained()
     assert len(industry.events({first.credit_code})) == len(events) == 1
+
+
+def test_concurrent_onboardings_with_one_request_id_answer_the_same_enterprise(
+    industry: Industry, world: dict[str, Any]
+) -> None:
+    request = industry_pb2.OnboardEnterpriseRequest(
+        request_id=secrets.token_hex(8),
+        credit_code=credit_code(151),
+        name="Race Co.",
+        sector=industry_pb2.SECTOR_METAL_PRODUCTS,
+        park_id=world["park"].park_id,
+    )
+    start = threading.Barrier(2)
+
+    def onboard() -> industry_pb2.Enterprise:
+        start.wait(timeout=10)
+        return industry.call("OnboardEnterprise", request).enterprise  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        first, second = (f.result(timeout=30) for f in [pool.submit(onboard), pool.submit(onboard)])
+    assert first == second
+    assert first.credit_code == request.credit_code
+    industry.outbox_drained()
+    assert len(industry.events({request.credit_code})) == 1
+    # The same request id with another body is a different request: refused, nothing stored.
+    other = industry_pb2.OnboardEnterpriseRequest()
+    other.CopyFrom(request)
+    other.credit_code = credit_code(152)
+    with pytest.raises(grpc.RpcError) as caught:
+        industry.call("OnboardEnterprise", other)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(violations(caught.value)) == {"request_id"}
+    with pytest.raises(grpc.RpcError) as missing:
+        industry.call("GetEnterprise", industry_pb2.GetEnterpriseRequest(credit_code=other.credit_code))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_a_credit_code_with_a_wrong_check_character_is_refused_and_nothing_is_stored(
@@ -158,10 +180,10 @@ def test_a_second_enterprise_with_the_same_code_already_exists(
 def test_devices_are_registered_and_listed_by_workshop(industry: Industry, world: dict[str, Any]) -> None:
     first = world["first"].credit_code
     extra = industry.device(first, workshop="W2", machine_type=industry_pb2.MACHINE_TYPE_INJECTION_MOULDING)
-    listed = industry.call("ListDevices", industry_pb2.ListDevicesRequest(enterprise_id=first)).devices
+    listed = industry.call("ListDevices", industry_pb2.ListDevicesRequest(credit_code=first)).devices
     assert {d.device_id for d in listed} == {world["cnc"].device_id, extra.device_id}
     in_w2 = industry.call(
-        "ListDevices", industry_pb2.ListDevicesRequest(enterprise_id=first, workshop="W2")
+        "ListDevices", industry_pb2.ListDevicesRequest(credit_code=first, workshop="W2")
     ).devices
     assert [d.device_id for d in in_w2] == [extra.device_id]
     assert in_w2[0].machine_type == industry_pb2.MACHINE_TYPE_INJECTION_MOULDING
@@ -171,14 +193,15 @@ def test_devices_are_registered_and_listed_by_workshop(industry: Industry, world
     )
     event = registered[0][1]
     assert isinstance(event, events_pb2.DeviceRegistered)
-    assert (event.enterprise_id, event.workshop, event.park_id) == (first, "W2", world["park"].park_id)
+    assert (event.credit_code, event.workshop, event.park_id) == (first, "W2", world["park"].park_id)
 
 
 def test_a_device_for_an_unknown_enterprise_is_refused(industry: Industry) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         industry.device(credit_code(999))
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "enterprise_id" in violations(caught.value)
+    # The request is well-formed; the enterprise it refers to is not on the platform.
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert str(caught.value.details()).startswith("credit_code: ")
 
 
 # --- telemetry ingest ---------------------------------------------------------------------------------
@@ -260,10 +283,9 @@ def test_a_device_registered_elsewhere_becomes_known_without_a_restart(
     with industry.runtime.pool.connection() as conn, conn.transaction():
         conn.execute(
             """INSERT INTO devices (device_id, serial_number, enterprise_id, park_id, workshop, machine_type,
-                                    rated_power_kw, ideal_cycle_seconds, sample_interval_ms, registered_at,
-                                    request_id)
-               VALUES (%s, %s, %s, %s, 'W9', 1, 10, 20, 1000, now(), %s)""",
-            (device_id, f"BOX-{device_id}", world["second"].credit_code, world["park"].park_id, device_id),
+                                    rated_power_kw, ideal_cycle_seconds, sample_interval_ms, registered_at)
+               VALUES (%s, %s, %s, %s, 'W9', 1, 10, 20, 1000, now())""",
+            (device_id, f"BOX-{device_id}", world["second"].credit_code, world["park"].park_id),
         )
         conn.execute("INSERT INTO device_status (device_id, last_seen_at) VALUES (%s, now())", (device_id,))
 
@@ -291,7 +313,7 @@ def test_an_enterprise_user_sees_only_its_own_enterprise(industry: Industry, wor
     assert [e.credit_code for e in listed] == [own]
     devices = industry.call(
         "ListDevices",
-        industry_pb2.ListDevicesRequest(enterprise_id=own),
+        industry_pb2.ListDevicesRequest(credit_code=own),
         roles=ENTERPRISE_USER,
         scopes=scopes,
     ).devices
@@ -303,7 +325,24 @@ def test_an_enterprise_user_sees_only_its_own_enterprise(industry: Industry, wor
             roles=ENTERPRISE_USER,
             scopes=scopes,
         )
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Another enterprise answers as if it did not exist; a list filtered to it is refused by the guard.
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as filtered:
+        industry.call(
+            "RegisterDevice",
+            industry_pb2.RegisterDeviceRequest(
+                request_id=secrets.token_hex(8),
+                serial_number=f"BOX-{secrets.token_hex(4)}",
+                credit_code=world["second"].credit_code,
+                workshop="W1",
+                machine_type=industry_pb2.MACHINE_TYPE_LATHE,
+                rated_power_kw=10,
+                ideal_cycle_seconds=10,
+            ),
+            roles=ENTERPRISE_USER,
+            scopes=scopes,
+        )
+    assert filtered.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_an_enterprise_user_cannot_report_for_another_enterprises_machine(
@@ -344,7 +383,7 @@ def test_an_enterprise_user_onboards_its_own_enterprise_and_registers_its_machin
         industry_pb2.RegisterDeviceRequest(
             request_id=secrets.token_hex(8),
             serial_number=f"BOX-{secrets.token_hex(4)}",
-            enterprise_id=code,
+            credit_code=code,
             workshop="W1",
             machine_type=industry_pb2.MACHINE_TYPE_DIE_CASTING,
             rated_power_kw=30,
@@ -382,7 +421,7 @@ def test_park_staff_see_only_their_park(industry: Industry, world: dict[str, Any
             industry_pb2.GetEnterpriseRequest(credit_code=world["elsewhere"].credit_code),
             scopes=scopes,
         )
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     # The bureau (no park scope) sees every park.
     everything = industry.call("ListParks", industry_pb2.ListParksRequest()).parks
     assert {world["park"].park_id, world["other_park"].park_id} <= {p.park_id for p in everything}
@@ -392,6 +431,34 @@ def test_a_call_without_a_token_is_unauthenticated(industry: Industry) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         industry.stub.ListParks(industry_pb2.ListParksRequest(), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_page_above_500_is_refused_and_tokens_are_opaque(industry: Industry, world: dict[str, Any]) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        industry.call(
+            "ListEnterprises",
+            industry_pb2.ListEnterprisesRequest(page=common_pb2.PageRequest(page_size=501)),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert set(violations(caught.value)) == {"page.page_size"}
+    first = industry.call(
+        "ListEnterprises", industry_pb2.ListEnterprisesRequest(page=common_pb2.PageRequest(page_size=1))
+    )
+    assert len(first.enterprises) == 1
+    assert first.page.next_page_token
+    second = industry.call(
+        "ListEnterprises",
+        industry_pb2.ListEnterprisesRequest(
+            page=common_pb2.PageRequest(page_size=1, page_token=first.page.next_page_token)
+        ),
+    )
+    assert second.enterprises[0].credit_code > first.enterprises[0].credit_code
+    with pytest.raises(grpc.RpcError) as forged:
+        industry.call(
+            "ListEnterprises",
+            industry_pb2.ListEnterprisesRequest(page=common_pb2.PageRequest(page_token="not-ours")),
+        )
+    assert set(violations(forged.value)) == {"page.page_token"}
 
 
 def test_a_role_outside_the_policy_is_refused(industry: Industry) -> None:
@@ -427,7 +494,7 @@ def test_a_retried_request_is_counted_once(industry: Industry, world: dict[str, 
         return total if total.good_count else None
 
     first = wait_until(counted, timeout_s=20, what="the rollup")
-    time.sleep(1.0)  # time for the repeated record to be consumed as well
+    industry.telemetry_consumed()  # the repeated records were consumed (and skipped) as well
     again = counted()
     assert again is not None
     assert (first.good_count, first.running_seconds) == (again.good_count, again.running_seconds) == (10, 5.0)

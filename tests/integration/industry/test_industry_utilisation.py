@@ -228,8 +228,8 @@ def test_machine_a_per_hour(industry: Industry, shift: dict[str, Any]) -> None:
         industry_pb2.UtilisationSubject(device_id=shift["a"]),
         granularity=industry_pb2.GRANULARITY_HOUR,
     ).buckets
-    assert [b.start_time.ToMilliseconds() - SHIFT_START for b in hours] == [h * HOUR for h in range(8)]
-    assert all(b.end_time.ToMilliseconds() - b.start_time.ToMilliseconds() == HOUR for b in hours)
+    assert [b.start_at.ToMilliseconds() - SHIFT_START for b in hours] == [h * HOUR for h in range(8)]
+    assert all(b.end_at.ToMilliseconds() - b.start_at.ToMilliseconds() == HOUR for b in hours)
     third = hours[2].figures  # idle half an hour, fault half an hour: planned but nothing ran
     assert (third.running_seconds, third.idle_seconds, third.fault_seconds) == (0, 1800, 1800)
     assert (third.availability, third.oee) == (0.0, 0.0)
@@ -248,7 +248,7 @@ def test_machine_b_and_the_workshop(industry: Industry, shift: dict[str, Any]) -
     workshop = _utilisation(
         industry,
         industry_pb2.UtilisationSubject(
-            workshop=industry_pb2.WorkshopRef(enterprise_id=shift["first"].credit_code, workshop="W1")
+            workshop=industry_pb2.WorkshopRef(credit_code=shift["first"].credit_code, workshop="W1")
         ),
     ).total
     # Sums first, ratios from the sums: run 43 200 of planned 54 000, ideal 32 400, 873 good of 900.
@@ -258,7 +258,7 @@ def test_machine_b_and_the_workshop(industry: Industry, shift: dict[str, Any]) -
     assert workshop.quality == pytest.approx(0.97, rel=1e-12)
     assert workshop.oee == pytest.approx(0.8 * 0.75 * 0.97, rel=1e-12)
     enterprise = _utilisation(
-        industry, industry_pb2.UtilisationSubject(enterprise_id=shift["first"].credit_code)
+        industry, industry_pb2.UtilisationSubject(credit_code=shift["first"].credit_code)
     ).total
     assert _figures(enterprise) == _figures(workshop)
 
@@ -273,7 +273,7 @@ def test_the_park_per_day(industry: Industry, shift: dict[str, Any]) -> None:
         industry_pb2.GRANULARITY_DAY,
     ).buckets
     # Luqiao days (UTC+8): the shift 00-08 UTC is 08-16 local, inside one local day each.
-    assert [b.start_time.ToMilliseconds() for b in days] == [
+    assert [b.start_at.ToMilliseconds() for b in days] == [
         BASE_DAY_START - 8 * HOUR,
         SHIFT_START - 8 * HOUR,
     ]
@@ -332,7 +332,7 @@ def test_state_changes_and_a_fault_alert_that_clears(industry: Industry, shift: 
     ]
     assert len(raised) == len(cleared) == 1
     # Ten minutes (the configured fault_alert_after_s) into the fault; cleared when it stopped.
-    assert raised[0].condition_since.ToMilliseconds() == SHIFT_START + 2 * HOUR + 30 * MINUTE
+    assert raised[0].condition_since_at.ToMilliseconds() == SHIFT_START + 2 * HOUR + 30 * MINUTE
     assert raised[0].raised_at.ToMilliseconds() == SHIFT_START + 2 * HOUR + 40 * MINUTE
     assert raised[0].severity == common_pb2.SEVERITY_HIGH
     assert cleared[0].alert_id == raised[0].alert_id
@@ -354,13 +354,13 @@ def test_finished_hours_are_published(industry: Industry, shift: dict[str, Any])
         what="eight hourly rollups of A",
     )
     hours = {
-        m.hour_start.ToMilliseconds() - SHIFT_START: m
+        m.hour_started_at.ToMilliseconds() - SHIFT_START: m
         for _, m in found
         if isinstance(m, events_pb2.UtilisationRolledUp)
     }
     assert sorted(hours) == [h * HOUR for h in range(8)]
     first = hours[0]
-    assert (first.workshop, first.enterprise_id) == ("W1", shift["first"].credit_code)
+    assert (first.workshop, first.credit_code) == ("W1", shift["first"].credit_code)
     assert (first.figures.running_seconds, first.figures.good_count, first.figures.reject_count) == (
         3600,
         63,
@@ -437,14 +437,13 @@ def test_digital_workshops_follow_the_share_of_machines_reporting(
                 for d in [*connected, old]
             ],
         )
-        time.sleep(0.3)
         response: industry_pb2.ListDigitalWorkshopsResponse = industry.call(
             "ListDigitalWorkshops", industry_pb2.ListDigitalWorkshopsRequest(park_id=park.park_id)
         )
         smart = [w for w in response.workshops if w.workshop.workshop == "Smart hall"]
         return response if smart and smart[0].reporting_count == 4 else None
 
-    response = wait_until(listed, timeout_s=10, what="the workshops' machines to report")
+    response = wait_until(listed, timeout_s=10, what="the workshops' machines to report", interval_s=0.3)
     by_name = {w.workshop.workshop: w for w in response.workshops}
     assert (by_name["Smart hall"].device_count, by_name["Smart hall"].digital) == (5, True)
     assert by_name["Smart hall"].reporting_share == pytest.approx(0.8)

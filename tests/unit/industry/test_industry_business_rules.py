@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.industry.domain.access import Visibility
-from services.industry.domain.orders import OrderStage, check_advance, cycle_days, is_late
-from services.industry.domain.registry import DeviceSpec, EnterpriseSpec, check_device, check_enterprise
+from services.industry.domain.commands import AdvanceOrder, OnboardEnterprise, RegisterDevice
+from services.industry.domain.model import OrderStage, Sector
+from services.industry.domain.orders import check_advance, cycle_days, is_late
 from services.industry.domain.utilisation import Totals, compare, relative_change
 from services.industry.domain.workshops import WorkshopCoverage
-from services.platform.errors import InvalidArgumentError
+from services.platform.errors import FailedPreconditionError, InvalidArgumentError
 from services.platform.identifiers import credit_code_check_char
 
 LUQIAO = ZoneInfo("Asia/Shanghai")
@@ -76,14 +77,23 @@ def test_an_order_moves_one_stage_forward_at_a_time() -> None:
         (OrderStage.SALES, OrderStage.DESIGN, "the next stage is customisation, not design"),
         (OrderStage.DELIVERY, OrderStage.DELIVERY, "the order is already in delivery"),
         (OrderStage.CLOSED, OrderStage.CLOSED, "the order is closed"),
-        (OrderStage.SALES, 99, "must be one of the OrderStage values"),
     ],
 )
-def test_other_moves_are_invalid_arguments_on_stage(current: OrderStage, target: int, message: str) -> None:
-    with pytest.raises(InvalidArgumentError) as caught:
+def test_other_moves_are_failed_preconditions_on_stage(
+    current: OrderStage, target: OrderStage, message: str
+) -> None:
+    with pytest.raises(FailedPreconditionError) as caught:
         check_advance(current, target)
-    assert [v.field for v in caught.value.violations] == ["stage"]
-    assert message in caught.value.violations[0].description
+    assert caught.value.message.startswith("stage: ")
+    assert message in caught.value.message
+
+
+def test_an_unknown_stage_is_an_invalid_argument() -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        AdvanceOrder("ord-1", None, None).check(datetime.now(UTC))
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("stage", "must be one of the OrderStage values")
+    ]
 
 
 def test_lateness_uses_the_district_calendar_day() -> None:
@@ -124,9 +134,9 @@ def test_visibility_by_enterprise_and_park() -> None:
 def test_a_credit_code_with_a_wrong_check_character_names_the_field() -> None:
     code = _code()
     wrong = code[:17] + ("0" if code[17] != "0" else "1")
-    check_enterprise(EnterpriseSpec(code, "Co.", 1, None, ""), "r1")
+    OnboardEnterprise("r1", code, "Co.", Sector.MACHINERY, "", "").check()
     with pytest.raises(InvalidArgumentError) as caught:
-        check_enterprise(EnterpriseSpec(wrong, "Co.", 1, None, ""), "r1")
+        OnboardEnterprise("r1", wrong, "Co.", Sector.MACHINERY, "", "").check()
     assert [(v.field, v.description) for v in caught.value.violations] == [
         ("credit_code", "has a wrong check character")
     ]
@@ -134,7 +144,7 @@ def test_a_credit_code_with_a_wrong_check_character_names_the_field() -> None:
 
 def test_a_device_needs_physical_figures() -> None:
     with pytest.raises(InvalidArgumentError) as caught:
-        check_device(DeviceSpec("BOX 1", _code(), "", 0, -1.0, 0.0, 50), "r1")
+        RegisterDevice("r1", "BOX 1", _code(), "", None, -1.0, 0.0, 50).check()
     assert {v.field for v in caught.value.violations} == {
         "serial_number",
         "workshop",

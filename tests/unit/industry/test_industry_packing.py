@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cityhub.industry.v1 import telemetry_pb2
 
-from services.industry.handlers import bucket_keys, device_partitioner, pack_batch
+from services.industry.adapters.telemetry_wire import bucket_keys, device_partitioner, pack_batch
 
 
 def _samples(count: int, id_length: int = 20) -> list[telemetry_pb2.TelemetrySample]:

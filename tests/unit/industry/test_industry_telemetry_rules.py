@@ -9,12 +9,12 @@ import pytest
 from services.industry.domain.telemetry import (
     HOUR_MS,
     DeviceProfile,
-    DeviceState,
     FaultAlertCleared,
     FaultAlertDue,
     RejectionReason,
     SampleLimits,
     StateChange,
+    StateCode,
     StatusSnapshot,
     accumulate,
     follow_states,
@@ -40,7 +40,7 @@ DEVICES = {CNC.device_id: CNC, PRESS.device_id: PRESS}
 class Sample:
     device_id: str = "dev-cnc"
     time_unix_ms: int = NOW - 1000
-    state: int = DeviceState.RUNNING
+    state: int = StateCode.RUNNING
     good_count: int = 1
     reject_count: int = 0
     power_kw: float = 7.0
@@ -102,7 +102,7 @@ def test_a_caller_may_be_limited_to_some_devices() -> None:
         DEVICES,
         LIMITS,
         NOW,
-        permitted=lambda d: d.enterprise_id == "E1",
+        permitted=lambda d: d.credit_code == "E1",
         bucket_count=3,
     )
     assert [(r.index, r.reason) for r in screened.rejections] == [(1, RejectionReason.NOT_PERMITTED)]
@@ -113,9 +113,9 @@ def test_samples_add_up_per_device_and_hour() -> None:
     hour = NOW - NOW % HOUR_MS
     samples = [
         Sample(time_unix_ms=hour, good_count=2, reject_count=1),
-        Sample(time_unix_ms=hour + 60_000, state=DeviceState.IDLE, good_count=0),
-        Sample(time_unix_ms=hour + 120_000, state=DeviceState.FAULT, good_count=0),
-        Sample(time_unix_ms=hour + 180_000, state=DeviceState.STOPPED, good_count=0),
+        Sample(time_unix_ms=hour + 60_000, state=StateCode.IDLE, good_count=0),
+        Sample(time_unix_ms=hour + 120_000, state=StateCode.FAULT, good_count=0),
+        Sample(time_unix_ms=hour + 180_000, state=StateCode.STOPPED, good_count=0),
         Sample("dev-press", time_unix_ms=hour + 5, good_count=1),
         Sample(device_id="dev-unknown"),
     ]
@@ -153,39 +153,39 @@ def test_state_changes_follow_sample_time_and_ignore_late_samples() -> None:
     status = StatusSnapshot("dev-cnc")
     happened = follow_states(
         status,
-        [(0, DeviceState.RUNNING), (60, DeviceState.RUNNING), (120, DeviceState.IDLE)],
+        [(0, StateCode.RUNNING), (60, StateCode.RUNNING), (120, StateCode.IDLE)],
         600_000,
         _ids(),  # type: ignore[arg-type]
     )
     assert happened == [
-        StateChange("dev-cnc", 0, DeviceState.RUNNING, 0),
-        StateChange("dev-cnc", DeviceState.RUNNING, DeviceState.IDLE, 120),
+        StateChange("dev-cnc", 0, StateCode.RUNNING, 0),
+        StateChange("dev-cnc", StateCode.RUNNING, StateCode.IDLE, 120),
     ]
-    assert (status.state, status.state_since_ms, status.last_sample_ms) == (DeviceState.IDLE, 120, 120)
-    late = follow_states(status, [(90, DeviceState.FAULT)], 600_000, _ids())  # type: ignore[arg-type]
+    assert (status.state, status.state_since_ms, status.last_sample_ms) == (StateCode.IDLE, 120, 120)
+    late = follow_states(status, [(90, StateCode.FAULT)], 600_000, _ids())  # type: ignore[arg-type]
     assert late == []
-    assert status.state == DeviceState.IDLE
+    assert status.state == StateCode.IDLE
 
 
 def test_a_long_fault_raises_one_alert_and_recovery_clears_it() -> None:
-    status = StatusSnapshot("dev-cnc", DeviceState.RUNNING, 0, 0)
+    status = StatusSnapshot("dev-cnc", StateCode.RUNNING, 0, 0)
     minute = 60_000
-    timeline = [(m * minute, DeviceState.FAULT) for m in range(1, 15)] + [(15 * minute, DeviceState.RUNNING)]
+    timeline = [(m * minute, StateCode.FAULT) for m in range(1, 15)] + [(15 * minute, StateCode.RUNNING)]
     happened = follow_states(status, timeline, 10 * minute, _ids())  # type: ignore[arg-type]
     assert happened == [
-        StateChange("dev-cnc", DeviceState.RUNNING, DeviceState.FAULT, minute),
+        StateChange("dev-cnc", StateCode.RUNNING, StateCode.FAULT, minute),
         FaultAlertDue("dev-cnc", "alert-1", minute, 11 * minute),
         FaultAlertCleared("dev-cnc", "alert-1", 15 * minute),
-        StateChange("dev-cnc", DeviceState.FAULT, DeviceState.RUNNING, 15 * minute),
+        StateChange("dev-cnc", StateCode.FAULT, StateCode.RUNNING, 15 * minute),
     ]
     assert status.fault_alert_id is None
 
 
 def test_a_short_fault_raises_nothing() -> None:
-    status = StatusSnapshot("dev-cnc", DeviceState.RUNNING, 0, 0)
+    status = StatusSnapshot("dev-cnc", StateCode.RUNNING, 0, 0)
     happened = follow_states(
         status,
-        [(60_000, DeviceState.FAULT), (120_000, DeviceState.RUNNING)],
+        [(60_000, StateCode.FAULT), (120_000, StateCode.RUNNING)],
         600_000,
         _ids(),  # type: ignore[arg-type]
     )

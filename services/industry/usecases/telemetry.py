@@ -1,0 +1,250 @@
+"""Telemetry: the ingest hot path (straight to Kafka) and the rollup consumer (hourly sums, device state,
+fault alerts).
+
+Samples are a high-volume stream, not state changes: they are published straight to Kafka with the
+producer (packed per partition), and the RPC answers only after Kafka acknowledged them (acks=all), so a
+caller that sees an error retries and nothing acknowledged is lost. What is *derived* from telemetry
+(state changes, alerts, hourly rollups) is state again and goes through the outbox, in
+:class:`TelemetryRollup` (which runs in the consumer's transaction, on the connection it hands over).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from services.industry import mapping
+from services.industry.adapters.device_directory import DeviceDirectory
+from services.industry.adapters.telemetry_wire import bucket_keys, pack_batch
+from services.industry.domain.access import Visibility
+from services.industry.domain.commands import check_ingest
+from services.industry.domain.model import AlertKind, Severity
+from services.industry.domain.telemetry import (
+    DeviceProfile,
+    FaultAlertCleared,
+    FaultAlertDue,
+    Rejection,
+    RejectionReason,
+    SampleLike,
+    SampleLimits,
+    StateChange,
+    accumulate,
+    follow_states,
+    screen_samples,
+)
+from services.industry.repository import IndustryRepository, NewAlert
+from services.industry.usecases.common import Clock, utc_now
+from services.platform.errors import InvalidArgumentError
+from services.platform.kafka import EventEnvelope, Producer
+from services.platform.logs import get_logger
+from services.platform.outbox import OutboxWriter
+
+__all__ = ["IngestResult", "TelemetryIngest", "TelemetryRollup"]
+
+log = get_logger()
+# Namespace for telemetry record ids: uuid5(request id / partition), so a retried request repeats them.
+_TELEMETRY_NS = uuid.UUID("6f1d3c2e-9a57-4c1b-8a0e-3e2f1b7c9d41")
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted_count: int
+    rejections: list[Rejection]
+
+
+class TelemetryIngest:
+    """Screen a batch against the device directory, pack the accepted samples into one ``TelemetryBatch``
+    record per partition (the partition a record keyed by the device id would go to, so each device's
+    samples stay in order), send them, wait for the acknowledgements."""
+
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        producer: Producer,
+        *,
+        topic: str,
+        partitions: int,
+        source: str,
+        limits: SampleLimits,
+        max_samples: int,
+        ack_timeout_s: float,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._directory = directory
+        self._producer = producer
+        self._topic = topic
+        self._keys = bucket_keys(partitions)
+        self._partitions = partitions
+        self._source = source
+        self._limits = limits
+        self._max_samples = max_samples
+        self._ack_timeout = ack_timeout_s
+        self._clock_ms = clock_ms
+
+    def ingest(
+        self,
+        request_id: str,
+        samples: Sequence[SampleLike],
+        visibility: Visibility,
+        *,
+        all_or_nothing: bool = False,
+    ) -> IngestResult:
+        check_ingest(request_id, len(samples), self._max_samples)
+        if not samples:
+            return IngestResult(0, [])
+        now_ms = self._clock_ms()
+        permitted = (
+            None
+            if visibility.everything
+            else (lambda device: visibility.sees_enterprise(device.credit_code, device.park_id))
+        )
+        screened = screen_samples(
+            samples, self._directory.profiles, self._limits, now_ms, permitted, bucket_count=self._partitions
+        )
+        if any(r.reason == RejectionReason.UNKNOWN_DEVICE for r in screened.rejections):
+            # Registered since the last refresh (perhaps through another replica)? Looked up at most
+            # every few seconds, however many unknown ids arrive.
+            before = self._directory.profiles
+            profiles = self._directory.resolve([r.device_id for r in screened.rejections])
+            if profiles is not before:
+                screened = screen_samples(
+                    samples, profiles, self._limits, now_ms, permitted, bucket_count=self._partitions
+                )
+        if all_or_nothing and screened.rejections:
+            raise InvalidArgumentError([r.violation() for r in screened.rejections])
+        if screened.accepted:
+            self._publish(screened.accepted, request_id or f"auto-{uuid.uuid4()}", now_ms)
+        return IngestResult(screened.accepted_count, screened.rejections)
+
+    def _publish(self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int) -> None:
+        futures = []
+        received = _ms_to_dt(received_ms)
+        for bucket, group in groups.items():
+            key = self._keys[bucket]
+            envelope = EventEnvelope(
+                id=str(uuid.uuid5(_TELEMETRY_NS, f"{request_id}/{bucket}")),
+                source=self._source,
+                type=mapping.TELEMETRY_BATCH_TYPE,
+                subject=key.decode(),
+                time=received,
+                traceparent=None,
+                key=None,
+                payload=pack_batch(group, request_id, received_ms),
+                topic=self._topic,
+            )
+            futures.append(
+                self._producer.send(
+                    self._topic,
+                    value=envelope.payload,
+                    key=key,
+                    headers=envelope.headers(),
+                    partition=bucket,
+                    timestamp_ms=received_ms,
+                )
+            )
+        for future in futures:
+            # acks=all: once this returns the samples are on every in-sync replica. Raising here fails the
+            # RPC; the caller retries with the same request id and consumers skip what got through twice.
+            future.get(timeout=self._ack_timeout)
+
+
+class TelemetryRollup:
+    """The telemetry topic's consumer (an IdempotentConsumer handler: it runs in the batch's transaction,
+    on the connection the platform hands it, and each record's id is recorded with it). Adds each
+    record's samples to the hourly rollup, follows each device's state in sample-time order (state
+    changes, fault alerts), clears offline alerts, and records when the platform last heard from each
+    device."""
+
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        outbox: OutboxWriter,
+        *,
+        fault_after: timedelta,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._directory = directory
+        self._outbox = outbox
+        self._fault_after_ms = int(fault_after.total_seconds() * 1000)
+        self._clock = clock
+
+    def apply_many(self, conn: psycopg.Connection[Any], batches: Sequence[tuple[Any, datetime]]) -> None:
+        """Apply several TelemetryBatch records at once (one poll of the consumer): one upsert of the
+        hourly sums, one lock and one update of the devices' status rows, whatever the number of records.
+        Per record, each device's row would be rewritten once a record, i.e. about once per sample."""
+        repo = IndustryRepository(conn)
+        samples: list[SampleLike] = [sample for message, _ in batches for sample in message.samples]
+        totals, skipped = accumulate(samples, self._directory.profiles)
+        if skipped:
+            self._directory.refresh(conn)
+            totals, skipped = accumulate(samples, self._directory.profiles)
+            if skipped:
+                log.warning("telemetry_samples_skipped", count=skipped, reason="unknown device or state")
+        repo.add_hourly(totals)
+        timelines: dict[str, list[tuple[int, int]]] = {}
+        heard: dict[str, datetime] = {}
+        for message, published_at in batches:
+            received = _ms_to_dt(message.received_unix_ms) if message.received_unix_ms else published_at
+            for sample in message.samples:
+                device_id = sample.device_id
+                line = timelines.get(device_id)
+                entry = (sample.time_unix_ms, sample.state)
+                if line is None:
+                    timelines[device_id] = [entry]
+                    heard[device_id] = received
+                else:
+                    line.append(entry)
+                    heard[device_id] = max(heard[device_id], received)
+        profiles = self._directory.profiles
+        statuses = repo.lock_statuses([d for d in timelines if d in profiles])
+        for device_id, status in statuses.items():
+            device = profiles[device_id]
+            line = timelines[device_id]
+            line.sort()
+            if status.offline_alert_id is not None and (
+                status.offline_raised_at is None or heard[device_id] > status.offline_raised_at
+            ):
+                self._clear(repo, status.offline_alert_id, device, AlertKind.OFFLINE, self._clock())
+                status.offline_alert_id = None
+            for happening in follow_states(
+                status.snapshot, line, self._fault_after_ms, lambda: str(uuid.uuid4())
+            ):
+                if isinstance(happening, StateChange):
+                    event = mapping.device_state_changed(
+                        device, happening.previous, happening.state, happening.at_ms
+                    )
+                    self._outbox.add(conn, key=device_id, subject=device_id, message=event)
+                elif isinstance(happening, FaultAlertDue):
+                    self._raise_fault(repo, device, happening)
+                elif isinstance(happening, FaultAlertCleared):
+                    self._clear(repo, happening.alert_id, device, AlertKind.FAULT, _ms_to_dt(happening.at_ms))
+        repo.save_statuses(statuses.values(), heard)
+
+    def _raise_fault(self, repo: IndustryRepository, device: DeviceProfile, due: FaultAlertDue) -> None:
+        since, at = _ms_to_dt(due.since_ms), _ms_to_dt(due.at_ms)
+        repo.add_alert(NewAlert(due.alert_id, device, AlertKind.FAULT, Severity.HIGH, since, at))
+        event = mapping.alert_raised(
+            due.alert_id, device, AlertKind.FAULT, severity=Severity.HIGH, since=since, at=at
+        )
+        self._outbox.add(repo.conn, key=device.device_id, subject=device.device_id, message=event)
+        log.info("device_alert_raised", device_id=device.device_id, kind="fault")
+
+    def _clear(
+        self, repo: IndustryRepository, alert_id: str, device: DeviceProfile, kind: AlertKind, at: datetime
+    ) -> None:
+        raised_at = repo.clear_alert(alert_id, at)
+        if raised_at is None:
+            return
+        event = mapping.alert_cleared(alert_id, device, kind, raised_at, at)
+        self._outbox.add(repo.conn, key=device.device_id, subject=device.device_id, message=event)
+        log.info("device_alert_cleared", device_id=device.device_id, kind=kind.value)
