@@ -397,33 +397,22 @@ class SafetyRepository:
             ),
         )
 
-    def update_alert_assessment(
-        self,
-        alert_id: str,
-        *,
-        level: RiskLevel,
-        reasons: Sequence[str],
-        detection_kinds: Sequence[DetectionKind],
-        person_tokens: Sequence[str],
-        first_detected_at: datetime,
-        last_detected_at: datetime,
-        occurrences: int,
-        updated_at: datetime,
-    ) -> None:
+    def update_alert_assessment(self, alert: Alert) -> None:
+        """Store what a re-assessment changed: level, reasons, kinds, tokens, detection span, count."""
         self._conn.execute(
             "UPDATE alerts SET level = %s, reasons = %s, detection_kinds = %s, person_tokens = %s,"
             " first_detected_at = %s, last_detected_at = %s, occurrences = %s, updated_at = %s"
             " WHERE alert_id = %s",
             (
-                level.value,
-                list(reasons),
-                [k.value for k in detection_kinds],
-                list(person_tokens),
-                first_detected_at,
-                last_detected_at,
-                occurrences,
-                updated_at,
-                alert_id,
+                alert.level.value,
+                list(alert.reasons),
+                [k.value for k in alert.detection_kinds],
+                list(alert.person_tokens),
+                alert.first_detected_at,
+                alert.last_detected_at,
+                alert.occurrences,
+                alert.updated_at,
+                alert.alert_id,
             ),
         )
 

@@ -26,12 +26,10 @@ from services.safety.domain.model import (
     AlertChangeKind,
     AlertStatus,
     Detection,
-    DetectionKind,
     DispatchedUnit,
     HazardousItem,
     Inspection,
     PurchaseRecord,
-    RiskLevel,
     Sensor,
     SensorKind,
     Site,
@@ -108,19 +106,7 @@ class SafetyStore(Protocol):
     def lock_site_alerts(self, site_id: str) -> None: ...
     def open_alerts(self, site_ids: Collection[str] | None, *, for_update: bool = False) -> list[Alert]: ...
     def insert_alert(self, alert: Alert) -> None: ...
-    def update_alert_assessment(
-        self,
-        alert_id: str,
-        *,
-        level: RiskLevel,
-        reasons: Sequence[str],
-        detection_kinds: Sequence[DetectionKind],
-        person_tokens: Sequence[str],
-        first_detected_at: datetime,
-        last_detected_at: datetime,
-        occurrences: int,
-        updated_at: datetime,
-    ) -> None: ...
+    def update_alert_assessment(self, alert: Alert) -> None: ...
     def link_detections(self, alert_id: str, detection_ids: Iterable[str]) -> None: ...
     def get_alert(self, alert_id: str, *, for_update: bool = False, full: bool = False) -> Alert | None: ...
     def list_alerts(

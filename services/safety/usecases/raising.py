@@ -103,18 +103,6 @@ def absorb(
     entry: TimelineEntry,
 ) -> Alert:
     merged = rules.merge(alert, assessment, at)
-    tx.repo.update_alert_assessment(
-        alert.alert_id,
-        level=merged.level,
-        reasons=merged.reasons,
-        detection_kinds=merged.detection_kinds,
-        person_tokens=merged.person_tokens,
-        first_detected_at=merged.first_detected_at,
-        last_detected_at=merged.last_detected_at,
-        occurrences=merged.occurrences,
-        updated_at=now,
-    )
-    tx.repo.add_timeline(alert.alert_id, [entry])
     updated = replace(
         alert,
         level=merged.level,
@@ -126,6 +114,8 @@ def absorb(
         occurrences=merged.occurrences,
         updated_at=now,
     )
+    tx.repo.update_alert_assessment(updated)
+    tx.repo.add_timeline(alert.alert_id, [entry])
     tx.publish(key=alert.alert_id, subject=alert.alert_id, message=mapping.alert_updated(updated))
     announce(tx, config.alert_channel, updated, AlertChangeKind.UPDATED)
     log.info(

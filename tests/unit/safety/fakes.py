@@ -17,7 +17,6 @@ from services.safety.domain.model import (
     AlertOutcome,
     AlertStatus,
     Detection,
-    DetectionKind,
     DispatchedUnit,
     Inspection,
     RiskLevel,
@@ -197,30 +196,8 @@ class FakeSafetyRepository:
         self.alert_detections[alert.alert_id] = []
         self.timeline[alert.alert_id] = []
 
-    def update_alert_assessment(
-        self,
-        alert_id: str,
-        *,
-        level: RiskLevel,
-        reasons: Sequence[str],
-        detection_kinds: Sequence[DetectionKind],
-        person_tokens: Sequence[str],
-        first_detected_at: datetime,
-        last_detected_at: datetime,
-        occurrences: int,
-        updated_at: datetime,
-    ) -> None:
-        self.alerts[alert_id] = replace(
-            self.alerts[alert_id],
-            level=level,
-            reasons=tuple(reasons),
-            detection_kinds=tuple(detection_kinds),
-            person_tokens=tuple(person_tokens),
-            first_detected_at=first_detected_at,
-            last_detected_at=last_detected_at,
-            occurrences=occurrences,
-            updated_at=updated_at,
-        )
+    def update_alert_assessment(self, alert: Alert) -> None:
+        self.alerts[alert.alert_id] = replace(self.alerts[alert.alert_id], **_assessed(alert))
 
     def link_detections(self, alert_id: str, detection_ids: Iterable[str]) -> None:
         linked = self.alert_detections[alert_id]
@@ -378,3 +355,9 @@ def _bucket_end(first: datetime | None, bucket: str | None, zone: ZoneInfo) -> d
     else:
         wall = wall.replace(year=wall.year + wall.month // 12, month=wall.month % 12 + 1)
     return wall.replace(tzinfo=zone)
+
+
+def _assessed(alert: Alert) -> dict[str, Any]:
+    """The fields a re-assessment changes, as SafetyRepository.update_alert_assessment stores them."""
+    names = ("level", "reasons", "detection_kinds", "person_tokens", "first_detected_at", "last_detected_at")
+    return {name: getattr(alert, name) for name in (*names, "occurrences", "updated_at")}
