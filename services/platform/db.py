@@ -42,13 +42,23 @@ def _check_identifier(name: str, what: str) -> str:
     return name
 
 
-def provision_schema(admin_dsn: str, schema: str, role: str, password: str | None = None) -> None:
+def provision_schema(
+    admin_dsn: str,
+    schema: str,
+    role: str,
+    password: str | None = None,
+    *,
+    connect_timeout_s: int | None = None,
+) -> None:
     """Create the service's role and schema if missing. Safe to run from many processes at once."""
     _check_identifier(schema, "schema")
     _check_identifier(role, "role")
     # Two services starting together race on CREATE ROLE; a transaction-scoped advisory lock
     # serialises provisioning across the whole server.
-    with psycopg.connect(admin_dsn, autocommit=True) as conn, conn.transaction():
+    with (
+        psycopg.connect(admin_dsn, autocommit=True, **_timeout_kwargs(connect_timeout_s)) as conn,
+        conn.transaction(),
+    ):
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cityhub_provision'))")
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         if exists is None:
@@ -81,11 +91,17 @@ def role_dsn(admin_dsn: str, role: str, password: str | None = None) -> str:
     return urlunsplit((parts.scheme, f"{auth}@{host}{port}", parts.path, parts.query, parts.fragment))
 
 
-def apply_migrations(dsn: str, schema: str, directories: Sequence[Path]) -> int:
+def apply_migrations(
+    dsn: str, schema: str, directories: Sequence[Path], *, connect_timeout_s: int | None = None
+) -> int:
     """Apply pending SQL migrations from ``directories`` (in order) inside ``schema``; returns the count."""
     _check_identifier(schema, "schema")
     parts = urlsplit(dsn)
-    query = f"{parts.query}&schema={schema}" if parts.query else f"schema={schema}"
+    extra = f"schema={schema}"
+    if connect_timeout_s is not None:
+        # yoyo passes the URL's query parameters on to psycopg.connect.
+        extra += f"&connect_timeout={int(connect_timeout_s)}"
+    query = f"{parts.query}&{extra}" if parts.query else extra
     yoyo_url = urlunsplit(("postgresql+psycopg", parts.netloc, parts.path, query, ""))
     backend = get_backend(yoyo_url)
     migrations = read_migrations(*(str(d) for d in directories if d.is_dir()))
@@ -98,20 +114,40 @@ def apply_migrations(dsn: str, schema: str, directories: Sequence[Path]) -> int:
 
 
 def create_pool(
-    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, name: str = ""
+    dsn: str,
+    schema: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "",
+    connect_timeout_s: int | None = None,
+    open_timeout_s: float = 30.0,
 ) -> ConnectionPool:
-    """A pool whose connections see ``schema`` first; opened and checked before it is returned."""
+    """A pool whose connections see ``schema`` first; opened and checked before it is returned (closed
+    again, its workers stopped, when it cannot open within ``open_timeout_s``)."""
     _check_identifier(schema, "schema")
     pool = ConnectionPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         name=name or schema,
-        kwargs={"options": f"-c search_path={schema}", "autocommit": False},
+        kwargs={
+            "options": f"-c search_path={schema}",
+            "autocommit": False,
+            **_timeout_kwargs(connect_timeout_s),
+        },
         open=False,
     )
-    pool.open(wait=True, timeout=30)
+    try:
+        pool.open(wait=True, timeout=open_timeout_s)
+    except BaseException:
+        pool.close()
+        raise
     return pool
+
+
+def _timeout_kwargs(connect_timeout_s: int | None) -> dict[str, Any]:
+    return {} if connect_timeout_s is None else {"connect_timeout": int(connect_timeout_s)}
 
 
 def dedicated_connection(pool: ConnectionPool) -> psycopg.Connection[Any]:
@@ -133,11 +169,23 @@ def set_up_database(
     password: str | None = None,
     min_size: int = 1,
     max_size: int = 10,
+    connect_timeout_s: int | None = None,
+    open_timeout_s: float = 30.0,
 ) -> ConnectionPool:
-    """Provision, migrate and open a pool for one service: what every composition root calls."""
+    """Provision, migrate and open a pool for one service: what every composition root calls.
+
+    ``connect_timeout_s`` bounds each connection attempt (libpq ``connect_timeout``), ``open_timeout_s``
+    the wait for the pool's first connections; without them an unreachable server can hold start-up."""
     role_name = role or f"cityhub_{schema}"
-    provision_schema(admin_dsn, schema, role_name, password)
+    provision_schema(admin_dsn, schema, role_name, password, connect_timeout_s=connect_timeout_s)
     dsn = role_dsn(admin_dsn, role_name, password)
     directories = [PLATFORM_MIGRATIONS] + ([service_migrations] if service_migrations else [])
-    apply_migrations(dsn, schema, directories)
-    return create_pool(dsn, schema, min_size=min_size, max_size=max_size)
+    apply_migrations(dsn, schema, directories, connect_timeout_s=connect_timeout_s)
+    return create_pool(
+        dsn,
+        schema,
+        min_size=min_size,
+        max_size=max_size,
+        connect_timeout_s=connect_timeout_s,
+        open_timeout_s=open_timeout_s,
+    )

@@ -373,14 +373,14 @@ def _check_topic(name: str) -> str:
     return name
 
 
-def _admin(bootstrap: ServiceSettings | str | Sequence[str]) -> Any:
+def _admin(bootstrap: ServiceSettings | str | Sequence[str], bootstrap_timeout_s: float = 30.0) -> Any:
     from kafka import KafkaAdminClient
 
     return KafkaAdminClient(
         bootstrap_servers=bootstrap_list(bootstrap),
         client_id="cityhub-admin",
         request_timeout_ms=30_000,
-        bootstrap_timeout_ms=30_000,
+        bootstrap_timeout_ms=int(bootstrap_timeout_s * 1000),
     )
 
 
@@ -401,6 +401,7 @@ def ensure_topics(
     *,
     with_dlq: bool = True,
     timeout_s: float = 30.0,
+    bootstrap_timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the topics (and their ``<topic>.dlq`` companions) that do not exist yet.
 
@@ -418,7 +419,7 @@ def ensure_topics(
     wanted = list(dict.fromkeys(wanted))
     if not wanted:
         return []
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, bootstrap_timeout_s)
     try:
         existing = set(admin.list_topics())
         missing = [name for name in wanted if name not in existing]

@@ -4,6 +4,8 @@ One registry per process (the default); each service exposes it over HTTP on MET
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "RPC_LATENCY",
     "RPC_TOTAL",
     "serve_metrics",
+    "start_metrics_server",
 ]
 
 RPC_TOTAL = Counter(
@@ -47,3 +50,15 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     """Expose /metrics; port 0 picks a free one. Returns the port it listens on."""
     server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
     return int(server.server_port)
+
+
+def start_metrics_server(port: int, host: str = "127.0.0.1") -> tuple[int, Callable[[], None]]:
+    """Like :func:`serve_metrics`, plus the function that stops the server and its thread again."""
+    server, thread = start_http_server(port, addr=host, registry=REGISTRY)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return int(server.server_port), stop

@@ -41,6 +41,7 @@ from services.platform.db import dedicated_connection
 from services.platform.kafka import EventEnvelope, Producer
 from services.platform.logs import get_logger
 from services.platform.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG
+from services.platform.retry import Backoff
 from services.platform.tracing import TraceContext, current_trace
 
 __all__ = [
@@ -309,7 +310,7 @@ class OutboxRelay:
         log.info("outbox_relay_started", service=self._service, batch_size=self._batch_size)
         listener: _Listener | None = None
         next_listen = 0.0
-        failures = 0
+        backoff = Backoff()
         try:
             while not stop_event.is_set():
                 try:
@@ -321,8 +322,7 @@ class OutboxRelay:
                     if time.monotonic() - self._last_prune >= self._prune_every_s:
                         self.prune()
                 except Exception as error:
-                    failures += 1
-                    delay = min(0.1 * 2**failures, 10.0)
+                    delay = backoff.next_delay()
                     log.warning(
                         "outbox_relay_failed",
                         error=str(error),
@@ -334,9 +334,9 @@ class OutboxRelay:
                     if listener is not None and listener.broken:
                         listener.close()
                         listener = None
-                    stop_event.wait(delay)
+                    backoff.wait(stop_event, delay)
                     continue
-                failures = 0
+                backoff.reset()
                 if sent:
                     # More may be waiting (a full batch, or rows committed meanwhile): go again at once.
                     continue

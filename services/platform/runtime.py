@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
-from psycopg_pool import ConnectionPool
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from services.platform.consumer import BatchHandler, Handler, IdempotentConsumer
 from services.platform.db import set_up_database
 from services.platform.grpc_server import GrpcServer, Guard
 from services.platform.kafka import Producer, ensure_topics, make_producer
 from services.platform.logs import configure_logging, get_logger
-from services.platform.metrics import serve_metrics
+from services.platform.metrics import start_metrics_server
 from services.platform.outbox import BackgroundRelay, OutboxWriter, start_relay_thread
 from services.platform.readiness import KafkaCheck, PostgresCheck
 from services.platform.security import (
@@ -40,9 +42,9 @@ from services.platform.security import (
     load_security_settings,
 )
 from services.platform.security import server_credentials as tls_server_credentials
-from services.platform.settings import ServiceSettings
+from services.platform.settings import ServiceSettings, StartupError
 
-__all__ = ["ServiceRuntime", "ServiceSpec", "policies_of"]
+__all__ = ["ServiceRuntime", "ServiceSpec", "StartupError", "policies_of"]
 
 log = get_logger()
 
@@ -82,10 +84,21 @@ class ServiceRuntime:
     ) -> None:
         self.settings = settings
         self.spec = spec
+        # Everything close() looks at exists before anything can fail, so a failed start closes what it
+        # opened and the error that stopped it is the one that surfaces.
+        self._closers: list[Callable[[], Any]] = []
+        self._server: GrpcServer | None = None
+        self._relay: BackgroundRelay | None = None
+        self._consumers: list[tuple[IdempotentConsumer, threading.Thread]] = []
+        self._consumer_stop = threading.Event()
+        self._pending_consumers: list[IdempotentConsumer] = []
+        self._tasks: list[tuple[str, Callable[[threading.Event], None]]] = []
+        self._task_threads: list[threading.Thread] = []
+        self.metrics_port: int | None = None
+        self.guard: SecurityGuard | None = None
         if configure_logs:
             configure_logging(settings.service_name, settings.log_level, settings.log_format)
         install_redaction()
-        self.guard: SecurityGuard | None = None
         if guards is None:
             # Secure by default: a service cannot come up without authentication and its policy table
             # (SecurityGuard refuses to start when an RPC has no entry).
@@ -94,48 +107,94 @@ class ServiceRuntime:
             guards = [self.guard]
             if server_credentials is None:
                 server_credentials = tls_server_credentials(security)
-        self._closers: list[Callable[[], Any]] = []
         try:
-            self.pool: ConnectionPool = set_up_database(
-                settings.dsn,
-                settings.service_name,
-                spec.migrations,
-                min_size=settings.db_pool_min_size,
-                max_size=settings.db_pool_max_size,
-            )
+            self.pool: ConnectionPool = self._open_database()
             self._closers.append(self.pool.close)
             if self.guard is not None:
                 self.guard.use_audit_log(AuditLog(self.pool))
-            self.producer: Producer = make_producer(settings)
+            self.producer: Producer = self._open_broker()
             self._closers.append(lambda: self.producer.close(timeout=10))
-            ensure_topics(
-                settings,
-                [*spec.topics, *spec.extra_topics],
-                settings.topic_partitions,
-                settings.topic_replication_factor,
-            )
             self.outbox = OutboxWriter.for_service(
                 settings.service_name, spec.topics[0] if spec.topics else None
             )
-            self.server = GrpcServer(
-                service_label=spec.label,
-                host=settings.grpc_host,
-                port=settings.grpc_port,
-                max_workers=settings.grpc_max_workers,
-                guards=guards,
-                readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],
-                server_credentials=server_credentials,
+            try:
+                self._server = GrpcServer(
+                    service_label=spec.label,
+                    host=settings.grpc_host,
+                    port=settings.grpc_port,
+                    max_workers=settings.grpc_max_workers,
+                    guards=guards,
+                    readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],
+                    server_credentials=server_credentials,
+                )
+            except RuntimeError as error:  # the port is taken or the host is not this machine's
+                raise StartupError("GRPC_PORT", str(error)) from error
+        except BaseException as error:
+            # The error itself propagates with its traceback; this line ties it to the service's logs.
+            log.error(  # noqa: TRY400
+                "service_start_failed", error=str(error), error_type=type(error).__name__
             )
-        except BaseException:
             self.close()
             raise
-        self._relay: BackgroundRelay | None = None
-        self._consumers: list[tuple[IdempotentConsumer, threading.Thread]] = []
-        self._consumer_stop = threading.Event()
-        self._pending_consumers: list[IdempotentConsumer] = []
-        self._tasks: list[tuple[str, Callable[[threading.Event], None]]] = []
-        self._task_threads: list[threading.Thread] = []
-        self.metrics_port: int | None = None
+
+    def _open_database(self) -> ConnectionPool:
+        settings = self.settings
+        try:
+            return set_up_database(
+                settings.dsn,
+                settings.service_name,
+                self.spec.migrations,
+                min_size=settings.db_pool_min_size,
+                max_size=settings.db_pool_max_size,
+                connect_timeout_s=settings.db_connect_timeout_s,
+                # Provisioning has just connected: the pool's own connections come at once or not at all.
+                open_timeout_s=max(float(settings.db_connect_timeout_s) * 2, 5.0),
+            )
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise StartupError(
+                "DATABASE_URL", f"cannot connect to {_server_of(settings.dsn)}: {_first_line(error)}"
+            ) from error
+
+    def _open_broker(self) -> Producer:
+        from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+        settings = self.settings
+        timeout_s = settings.kafka_connect_timeout_s
+        try:
+            producer = make_producer(settings, bootstrap_timeout_ms=int(timeout_s * 1000))
+        except (KafkaTimeoutError, KafkaConnectionError) as error:
+            raise StartupError(
+                "KAFKA_BOOTSTRAP_SERVERS",
+                f"cannot connect to {settings.kafka_bootstrap_servers}: {_first_line(error)}",
+            ) from error
+        try:
+            ensure_topics(
+                settings,
+                [*self.spec.topics, *self.spec.extra_topics],
+                settings.topic_partitions,
+                settings.topic_replication_factor,
+                bootstrap_timeout_s=timeout_s,
+            )
+        except BaseException as error:
+            producer.close(timeout=0)
+            if isinstance(error, KafkaTimeoutError | KafkaConnectionError):
+                raise StartupError(
+                    "KAFKA_BOOTSTRAP_SERVERS",
+                    f"cannot create topics on {settings.kafka_bootstrap_servers}: {_first_line(error)}",
+                ) from error
+            raise
+        return producer
+
+    @property
+    def server(self) -> GrpcServer:
+        if self._server is None:  # only after a failed __init__, which raised
+            raise RuntimeError("the service runtime did not start")
+        return self._server
+
+    def add_closer(self, closer: Callable[[], Any]) -> None:
+        """Close ``closer`` with the runtime (after the server and the consumers, before the pool and
+        producer): peer clients and other resources a bootstrap opens."""
+        self._closers.append(closer)
 
     @property
     def address(self) -> str:
@@ -177,7 +236,8 @@ class ServiceRuntime:
         self._tasks.append((name, target))
 
     def start(self) -> None:
-        self.metrics_port = serve_metrics(self.settings.metrics_port)
+        self.metrics_port, stop_metrics = start_metrics_server(self.settings.metrics_port)
+        self._closers.append(stop_metrics)
         self._relay = start_relay_thread(
             self.pool,
             self.producer,
@@ -214,16 +274,22 @@ class ServiceRuntime:
 
     def close(self) -> None:
         """Stop in reverse order of start; safe to call twice and after a failed start."""
-        if getattr(self, "server", None) is not None:
-            self.server.stop(self.settings.grpc_shutdown_grace_s)
+        if self._server is not None:
+            self._server.stop(self.settings.grpc_shutdown_grace_s)
         # One stop event serves consumers and background tasks: both end after their current step.
         self._consumer_stop.set()
-        for thread in [t for _c, t in getattr(self, "_consumers", [])] + getattr(self, "_task_threads", []):
+        for thread in [t for _c, t in self._consumers] + self._task_threads:
             thread.join(timeout=15)
-        if getattr(self, "_relay", None) is not None:
-            assert self._relay is not None
+        if self._relay is not None:
             self._relay.stop()
             self._relay = None
+        # Consumers registered but never started hold a KafkaConsumer (sockets, a heartbeat thread).
+        while self._pending_consumers:
+            consumer = self._pending_consumers.pop()
+            try:
+                consumer.close()
+            except Exception as exc:  # noqa: BLE001 - closing the rest matters more than one failure
+                log.warning("service_close_failed", error=str(exc))
         while self._closers:
             closer = self._closers.pop()
             try:
@@ -238,3 +304,19 @@ class ServiceRuntime:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _server_of(dsn: str) -> str:
+    """host:port/database of a DSN, without user or password (for messages)."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost"
+        port = parts.port or 5432
+    except ValueError:
+        return "the configured server"
+    return f"{host}:{port}{parts.path}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

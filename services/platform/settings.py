@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PostgresDsn, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServiceSettings", "SettingsError", "load_settings"]
+__all__ = ["ServiceSettings", "SettingsError", "StartupError", "load_settings"]
 
 
 class ServiceSettings(BaseSettings):
@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.2
     grpc_shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
     grpc_max_workers: Annotated[int, Field(ge=1, le=1024)] = 16
+    # Start-up gives up on an unreachable database or broker after this long, naming the setting, rather
+    # than hang (libpq counts whole seconds, at least 2).
+    db_connect_timeout_s: Annotated[int, Field(ge=2, le=300)] = 5
+    kafka_connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     # The district's IANA time zone: days, months and "today" in every domain start at its midnight.
     district_time_zone: str = "Asia/Shanghai"
 
@@ -85,6 +89,16 @@ class ServiceSettings(BaseSettings):
 
 class SettingsError(SystemExit):
     """Raised (as a SystemExit) when settings are missing or malformed; its text names each setting."""
+
+
+class StartupError(RuntimeError):
+    """A resource a setting points at cannot be used at start-up (the database does not answer, the
+    broker cannot be reached); the text starts with the setting's name, ``setting`` holds it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 S = TypeVar("S", bound=BaseSettings)

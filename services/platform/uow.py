@@ -202,7 +202,8 @@ class _FakeTransaction(Generic[R]):
         if stored is None:
             self._requests[(operation, request_id)] = (fingerprint, None)
             return None
-        return replayed(operation, request_id, fingerprint, stored[0], stored[1])
+        # A copy, as PostgreSQL hands every replay a fresh dict: a use case editing it changes no memory.
+        return replayed(operation, request_id, fingerprint, stored[0], copy.deepcopy(stored[1]))
 
     def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:
         if request_id:

@@ -25,6 +25,7 @@ from typing import Any, Final
 import psycopg
 
 from services.platform.logs import get_logger
+from services.platform.retry import Backoff
 
 __all__ = ["CLOSED", "RESYNC", "AlertFeed", "Change", "Subscription", "alert_channel"]
 
@@ -171,7 +172,7 @@ class AlertFeed:
             subscription.offer(item)
 
     def _run(self) -> None:
-        failures = 0
+        backoff = Backoff(first=0.2, cap=_RECONNECT_MAX_S)
         first = True
         while not self._closed.is_set():
             conn: psycopg.Connection[Any] | None = None
@@ -182,17 +183,16 @@ class AlertFeed:
                     # Changes may have committed while we were not listening.
                     self._broadcast(RESYNC)
                 first = False
-                failures = 0
+                backoff.reset()
                 self._listening.set()
                 log.info("alert_feed_listening", channel=self._channel)
                 while not self._closed.is_set():
                     for notification in conn.notifies(timeout=_POLL_S):
                         self._dispatch(notification.payload)
             except psycopg.Error as error:
-                failures += 1
-                delay = min(0.2 * 2**failures, _RECONNECT_MAX_S)
+                delay = backoff.next_delay()
                 log.warning("alert_feed_lost", error=str(error), retry_in_s=delay)
-                self._closed.wait(delay)
+                backoff.wait(self._closed, delay)
             finally:
                 if conn is not None:
                     conn.close()
