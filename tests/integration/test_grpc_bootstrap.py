@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 from services.platform.grpc_server import GrpcServer
 from services.platform.probe import ProbeServicer
 from services.platform.readiness import KafkaCheck, PostgresCheck
+from tests.support import wait_until
 
 PROBE = "cityhub.testing.v1.ProbeService"
 
@@ -64,10 +65,19 @@ def test_health_is_serving_once_postgres_and_kafka_answer(ready_server: GrpcServ
 
 def test_health_is_not_serving_while_kafka_is_unreachable(database_url: str) -> None:
     # Port 9 (discard) on loopback has no broker: the service must not claim to be ready.
-    server = _serve(PostgresCheck(dsn=database_url), KafkaCheck("127.0.0.1:9", timeout_ms=300))
+    kafka = KafkaCheck("127.0.0.1:9", timeout_ms=300)
+    answers: list[bool] = []
+
+    def counted_kafka_check() -> bool:
+        answers.append(kafka())
+        return answers[-1]
+
+    server = _serve(PostgresCheck(dsn=database_url), counted_kafka_check)
     try:
         with grpc.insecure_channel(server.address) as channel:
-            time.sleep(1.0)
+            # Not a fixed sleep: wait until the readiness loop has asked the (absent) broker twice.
+            wait_until(lambda: len(answers) >= 2 or None, timeout_s=20, what="two readiness rounds")
+            assert answers == [False] * len(answers)
             assert _health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
             assert _health(channel, PROBE) == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
