@@ -77,6 +77,19 @@ def read_records(bootstrap: str, topic: str, count: int, *, timeout_s: float = 1
         return list(reader.read_until(lambda rs: len(rs) >= count, timeout_s=timeout_s, what=topic))
 
 
+def delete_topics(bootstrap: str, topics: list[str]) -> None:
+    """Remove a test's own topics at its end (best effort)."""
+    from kafka import KafkaAdminClient
+
+    admin: Any = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    try:
+        admin.delete_topics(topics)
+    except Exception:  # noqa: BLE001 - tidying up only; a leftover test topic harms nobody
+        pass
+    finally:
+        admin.close()
+
+
 def raw_producer(bootstrap: str) -> Any:
     from kafka import KafkaProducer
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 import pytest
@@ -17,19 +16,8 @@ from services.industry.bootstrap import build
 from services.industry.settings import IndustrySettings
 from services.platform.settings import load_settings
 from tests.integration.industry.industry_support import Industry
+from tests.kafka_support import delete_topics
 from tests.security_support import make_keys
-
-
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    admin: Any = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        admin.delete_topics(topics)
-    except Exception:  # noqa: BLE001 - tidying up only; a leftover test topic harms nobody
-        pass
-    finally:
-        admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -70,4 +58,4 @@ def industry(
         channel.close()
         runtime.close()
         topics = [settings.industry_events_topic, settings.industry_telemetry_topic]
-        _delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
+        delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])

@@ -19,18 +19,7 @@ from services.platform.settings import load_settings
 from services.safety.bootstrap import build
 from services.safety.settings import SafetySettings
 from tests.integration.safety.safety_support import Safety
-
-
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka import KafkaAdminClient
-
-    admin: Any = KafkaAdminClient(bootstrap_servers=bootstrap.split(","))
-    try:
-        admin.delete_topics(topics)
-    except Exception:  # noqa: BLE001 - tidying up only; a leftover test topic harms nobody
-        pass
-    finally:
-        admin.close()
+from tests.kafka_support import delete_topics
 
 
 def safety_settings(kafka_bootstrap: str, database_url: str, **overrides: Any) -> SafetySettings:
@@ -74,4 +63,4 @@ def safety(kafka_bootstrap: str, database_url: str, security: SecuritySettings) 
     finally:
         channel.close()
         runtime.close()
-        _delete_topics(kafka_bootstrap, [settings.safety_events_topic, f"{settings.safety_events_topic}.dlq"])
+        delete_topics(kafka_bootstrap, [settings.safety_events_topic, f"{settings.safety_events_topic}.dlq"])
