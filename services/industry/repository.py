@@ -37,6 +37,7 @@ from services.industry.domain.model import (
     Severity,
     Subject,
 )
+from services.industry.domain.records import Bucket, DueRollup, NewAlert, SilentDevice
 from services.industry.domain.telemetry import STATE_OF_CODE, DeviceProfile, HourTotals, StatusSnapshot
 from services.industry.domain.utilisation import Totals
 from services.industry.domain.workshops import WorkshopCoverage
@@ -174,37 +175,6 @@ class LockedStatus:
     snapshot: StatusSnapshot
     offline_alert_id: str | None
     offline_raised_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class SilentDevice:
-    device_id: str
-    last_seen_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DueRollup:
-    device_id: str
-    hour_start: datetime
-    totals: Totals
-
-
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """Sums of one bucket (an hour, a local day), or of the whole period when ``start`` is None."""
-
-    start: datetime | None
-    totals: Totals
-
-
-@dataclass(frozen=True, slots=True)
-class NewAlert:
-    alert_id: str
-    device: DeviceProfile
-    kind: AlertKind
-    severity: Severity
-    condition_since: datetime
-    raised_at: datetime
 
 
 class IndustryRepository:

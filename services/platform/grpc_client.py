@@ -159,41 +159,6 @@ class PeerCallError(RuntimeError):
         self.details = details
 
 
-@dataclass(frozen=True)
-class _Details(grpc.ClientCallDetails):
-    method: str
-    timeout: float | None
-    metadata: Any
-    credentials: grpc.CallCredentials | None
-    wait_for_ready: bool | None
-    compression: grpc.Compression | None
-
-
-class _DefaultDeadline(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    """Every call without its own timeout gets the default one, also calls made on ``client.stub``."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self._timeout_s = timeout_s
-
-    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        if details.timeout is not None:
-            return details
-        return _Details(
-            details.method,
-            self._timeout_s,
-            details.metadata,
-            details.credentials,
-            getattr(details, "wait_for_ready", None),
-            getattr(details, "compression", None),
-        )
-
-    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return continuation(self._details(client_call_details), request)
-
-    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return continuation(self._details(client_call_details), request)
-
-
 class PeerClient(Generic[StubT]):
     """One peer service: its channel, its stub, and calls with deadline, retries and mapped errors.
 
@@ -218,11 +183,14 @@ class PeerClient(Generic[StubT]):
         self.address = address
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
-        channel = make_channel(
-            address, security, token_provider, options=[*retry_channel_options(self.retry), *options]
+        # Every call gets the default deadline from the channel, calls made straight on ``stub`` too.
+        self.channel: grpc.Channel = make_channel(
+            address,
+            security,
+            token_provider,
+            options=[*retry_channel_options(self.retry), *options],
+            default_timeout_s=timeout_s,
         )
-        self._base_channel = channel
-        self.channel: grpc.Channel = grpc.intercept_channel(channel, _DefaultDeadline(timeout_s))
         self.stub: StubT = stub_factory(self.channel)
 
     def call(
@@ -235,7 +203,7 @@ class PeerClient(Generic[StubT]):
     ) -> Resp:
         """``method(request)`` (a method of :attr:`stub`) with the deadline, errors mapped (module text)."""
         try:
-            return method(request, timeout=timeout_s or self.timeout_s, metadata=tuple(metadata) or None)
+            return method(request, timeout=timeout_s, metadata=tuple(metadata) or None)
         except grpc.RpcError as error:
             raise self.error_for(error) from error
 
@@ -249,7 +217,7 @@ class PeerClient(Generic[StubT]):
     ) -> Iterator[Resp]:
         """A server-streaming call; the deadline covers the whole stream (pass a longer ``timeout_s``)."""
         try:
-            yield from method(request, timeout=timeout_s or self.timeout_s, metadata=tuple(metadata) or None)
+            yield from method(request, timeout=timeout_s, metadata=tuple(metadata) or None)
         except grpc.RpcError as error:
             raise self.error_for(error) from error
 
@@ -275,7 +243,7 @@ class PeerClient(Generic[StubT]):
         return kind(details) if kind is not None else PeerCallError(self.target, code, details)
 
     def close(self) -> None:
-        self._base_channel.close()
+        self.channel.close()
 
     def __enter__(self) -> PeerClient[StubT]:
         return self

@@ -21,8 +21,8 @@ from services.industry.domain.model import (
     Park,
     Subject,
 )
+from services.industry.domain.records import Bucket, DueRollup, NewAlert, SilentDevice
 from services.industry.domain.workshops import WorkshopCoverage
-from services.industry.repository import Bucket, DueRollup, NewAlert, SilentDevice
 from services.platform.errors import NotFoundError, PermissionDeniedError
 
 __all__ = [

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from services.industry import mapping
 from services.industry.adapters.device_directory import DeviceDirectory
 from services.industry.domain.model import AlertKind, Severity
-from services.industry.repository import NewAlert
+from services.industry.domain.records import NewAlert
 from services.industry.usecases.common import Clock, IndustryConfig, IndustryStore, utc_now
 from services.platform.logs import get_logger
 from services.platform.uow import Transaction, UnitOfWork

@@ -25,6 +25,7 @@ from services.industry.adapters.telemetry_wire import bucket_keys, pack_batch
 from services.industry.domain.access import Visibility
 from services.industry.domain.commands import check_ingest
 from services.industry.domain.model import AlertKind, Severity
+from services.industry.domain.records import NewAlert
 from services.industry.domain.telemetry import (
     DeviceProfile,
     FaultAlertCleared,
@@ -38,7 +39,7 @@ from services.industry.domain.telemetry import (
     follow_states,
     screen_samples,
 )
-from services.industry.repository import IndustryRepository, NewAlert
+from services.industry.repository import IndustryRepository
 from services.industry.usecases.common import Clock, utc_now
 from services.platform.errors import InvalidArgumentError
 from services.platform.kafka import EventEnvelope, Producer

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from services.industry.domain import commands
 from services.industry.domain.access import Visibility
 from services.industry.domain.model import Alert, Granularity, Subject
+from services.industry.domain.records import Bucket
 from services.industry.domain.utilisation import Change, Totals, compare
-from services.industry.repository import Bucket
 from services.industry.usecases.common import IndustryConfig, IndustryStore, hide_unless_visible
 from services.platform.errors import NotFoundError
 from services.platform.paging import decode_cursor, page_of, paginate

@@ -128,8 +128,11 @@ class _Details(grpc.ClientCallDetails):
 
 
 class _OutgoingMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
-    def __init__(self, token_provider: TokenProvider | None) -> None:
+    """Adds the bearer token, the caller's request id and trace, and a default deadline to every call."""
+
+    def __init__(self, token_provider: TokenProvider | None, default_timeout_s: float | None = None) -> None:
         self._token_provider = token_provider
+        self._default_timeout_s = default_timeout_s
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         metadata = list(details.metadata or ())
@@ -144,7 +147,7 @@ class _OutgoingMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClient
             metadata.append(("traceparent", trace.child().traceparent))
         return _Details(
             details.method,
-            details.timeout,
+            self._default_timeout_s if details.timeout is None else details.timeout,
             tuple(metadata),
             details.credentials,
             getattr(details, "wait_for_ready", None),
@@ -178,9 +181,11 @@ def make_channel(
     token_provider: TokenProvider | None,
     *,
     options: Sequence[tuple[str, Any]] = (),
+    default_timeout_s: float | None = None,
 ) -> grpc.Channel:
     """A channel to another service. Without TLS a bearer token is only ever sent to loopback (or when
-    ``CITYHUB_GRPC_ALLOW_PLAINTEXT`` says the network is protected otherwise, e.g. by a mesh)."""
+    ``CITYHUB_GRPC_ALLOW_PLAINTEXT`` says the network is protected otherwise, e.g. by a mesh). With
+    ``default_timeout_s``, a call made without its own deadline gets that one."""
     credentials = channel_credentials(settings)
     all_options = [*channel_options(settings), *options]
     if credentials is not None:
@@ -193,4 +198,4 @@ def make_channel(
                 "or set CITYHUB_GRPC_ALLOW_PLAINTEXT=true when the network is encrypted otherwise"
             )
         channel = grpc.insecure_channel(target, options=all_options)
-    return grpc.intercept_channel(channel, _OutgoingMetadata(token_provider))
+    return grpc.intercept_channel(channel, _OutgoingMetadata(token_provider, default_timeout_s))

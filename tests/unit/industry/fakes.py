@@ -26,8 +26,8 @@ from services.industry.domain.model import (
     Park,
     Subject,
 )
+from services.industry.domain.records import Bucket, DueRollup, NewAlert, SilentDevice
 from services.industry.domain.workshops import WorkshopCoverage
-from services.industry.repository import Bucket, DueRollup, NewAlert, SilentDevice
 
 __all__ = ["FakeIndustryRepository"]
 
