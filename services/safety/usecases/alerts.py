@@ -36,10 +36,10 @@ from services.safety.usecases.common import (
     Preconditions,
     SafetyConfig,
     SafetyUnitOfWork,
-    announce,
     full_alert,
     locked_alert,
     new_id,
+    publish_alert_change,
     require_id,
     utc_now,
 )
@@ -147,12 +147,13 @@ class AlertUseCases:
                 alert.alert_id, [TimelineEntry(now, TimelineKind.ACKNOWLEDGED, viewer.actor, detail)]
             )
             changed = replace(alert, status=AlertStatus.ACKNOWLEDGED, acknowledged_at=now, updated_at=now)
-            tx.publish(
-                key=alert.alert_id,
-                subject=alert.alert_id,
-                message=mapping.alert_acknowledged(changed, viewer.actor),
+            publish_alert_change(
+                tx,
+                self._config.alert_channel,
+                changed,
+                AlertChangeKind.ACKNOWLEDGED,
+                mapping.alert_acknowledged(changed, viewer.actor),
             )
-            announce(tx, self._config.alert_channel, changed, AlertChangeKind.ACKNOWLEDGED)
             tx.remember("acknowledge", command.request_id, {"alert_id": alert.alert_id})
             log.info("alert_acknowledged", alert_id=alert.alert_id)
             return full_alert(tx.repo, alert.alert_id, viewer)
@@ -187,12 +188,13 @@ class AlertUseCases:
                 ],
             )
             changed = replace(alert, status=status, updated_at=now)
-            tx.publish(
-                key=alert.alert_id,
-                subject=alert.alert_id,
-                message=mapping.alert_dispatched(changed, units, now),
+            publish_alert_change(
+                tx,
+                self._config.alert_channel,
+                changed,
+                AlertChangeKind.DISPATCHED,
+                mapping.alert_dispatched(changed, units, now),
             )
-            announce(tx, self._config.alert_channel, changed, AlertChangeKind.DISPATCHED)
             unit_ids = [u.unit_id for u in units]
             tx.remember("dispatch", command.request_id, {"alert_id": alert.alert_id, "unit_ids": unit_ids})
             log.info("alert_dispatched", alert_id=alert.alert_id, units=[u.kind.value for u in units])
@@ -233,12 +235,13 @@ class AlertUseCases:
             tx.repo.add_timeline(alert.alert_id, entries)
             changed_unit = replace(unit, status=command.status)
             changed = replace(alert, status=status, updated_at=now)
-            tx.publish(
-                key=alert.alert_id,
-                subject=alert.alert_id,
-                message=mapping.unit_status_changed(changed, changed_unit, now),
+            publish_alert_change(
+                tx,
+                self._config.alert_channel,
+                changed,
+                AlertChangeKind.UNIT_STATUS_CHANGED,
+                mapping.unit_status_changed(changed, changed_unit, now),
             )
-            announce(tx, self._config.alert_channel, changed, AlertChangeKind.UNIT_STATUS_CHANGED)
             tx.remember("update_unit", command.request_id, {"alert_id": alert.alert_id})
             log.info(
                 "unit_status_changed",
@@ -282,8 +285,13 @@ class AlertUseCases:
                 joint_response=joint,
                 updated_at=now,
             )
-            tx.publish(key=alert.alert_id, subject=alert.alert_id, message=mapping.alert_resolved(closed))
-            announce(tx, self._config.alert_channel, closed, AlertChangeKind.RESOLVED)
+            publish_alert_change(
+                tx,
+                self._config.alert_channel,
+                closed,
+                AlertChangeKind.RESOLVED,
+                mapping.alert_resolved(closed),
+            )
             tx.remember("resolve", command.request_id, {"alert_id": alert.alert_id})
             log.info(
                 "alert_resolved", alert_id=alert.alert_id, outcome=command.outcome.value, joint_response=joint

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from google.protobuf.message import Message
+
 from services.platform.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 from services.platform.uow import Transaction, UnitOfWork
 from services.safety.domain.access import Viewer
@@ -48,11 +50,11 @@ __all__ = [
     "SafetyStore",
     "SafetyTransaction",
     "SafetyUnitOfWork",
-    "announce",
     "full_alert",
     "locked_alert",
     "new_id",
     "open_purchase",
+    "publish_alert_change",
     "require_id",
     "site_of",
     "utc_now",
@@ -191,24 +193,26 @@ def site_of(repo: SafetyStore, site_id: str) -> Site:
 
 def full_alert(repo: SafetyStore, alert_id: str, viewer: Viewer) -> Alert:
     """The alert with its units, detections and timeline; NOT_FOUND when missing or out of scope."""
-    alert = repo.get_alert(alert_id, full=True)
-    if alert is None:
-        raise NotFoundError(f"alert {alert_id} not found")
-    viewer.require(alert.site_id, f"alert {alert_id}")
-    return alert
+    return _in_scope(repo.get_alert(alert_id, full=True), alert_id, viewer)
 
 
 def locked_alert(repo: SafetyStore, alert_id: str, viewer: Viewer) -> Alert:
     """The alert locked until the transaction ends, so its lifecycle moves one step at a time."""
-    alert = repo.get_alert(alert_id, for_update=True)
+    return _in_scope(repo.get_alert(alert_id, for_update=True), alert_id, viewer)
+
+
+def _in_scope(alert: Alert | None, alert_id: str, viewer: Viewer) -> Alert:
     if alert is None:
         raise NotFoundError(f"alert {alert_id} not found")
     viewer.require(alert.site_id, f"alert {alert_id}")
     return alert
 
 
-def announce(tx: SafetyTransaction, channel: str, alert: Alert, change: AlertChangeKind) -> None:
-    """Tell watchers (once the transaction commits) that ``alert`` changed."""
+def publish_alert_change(
+    tx: SafetyTransaction, channel: str, alert: Alert, change: AlertChangeKind, event: Message
+) -> None:
+    """Publish ``event`` keyed by the alert and tell watchers, both once the transaction commits."""
+    tx.publish(key=alert.alert_id, subject=alert.alert_id, message=event)
     payload = {"alert_id": alert.alert_id, "site_id": alert.site_id, "change": change.value}
     tx.notify(channel, json.dumps(payload, separators=(",", ":")))
 

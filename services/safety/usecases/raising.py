@@ -19,7 +19,13 @@ from services.safety.domain.model import (
     TimelineKind,
 )
 from services.safety.domain.risk import Assessment
-from services.safety.usecases.common import SafetyConfig, SafetyTransaction, announce, new_id, site_of
+from services.safety.usecases.common import (
+    SafetyConfig,
+    SafetyTransaction,
+    new_id,
+    publish_alert_change,
+    site_of,
+)
 
 __all__ = ["absorb", "absorbing_alert", "raise_alert"]
 
@@ -80,8 +86,7 @@ def raise_alert(
     if note.strip():
         detail += f" (note: {' '.join(note.split())})"
     tx.repo.add_timeline(alert.alert_id, [TimelineEntry(now, TimelineKind.RAISED, actor, detail)])
-    tx.publish(key=alert.alert_id, subject=alert.alert_id, message=mapping.alert_raised(alert))
-    announce(tx, config.alert_channel, alert, AlertChangeKind.RAISED)
+    publish_alert_change(tx, config.alert_channel, alert, AlertChangeKind.RAISED, mapping.alert_raised(alert))
     log.info(
         "alert_raised",
         alert_id=alert.alert_id,
@@ -116,8 +121,9 @@ def absorb(
     )
     tx.repo.update_alert_assessment(updated)
     tx.repo.add_timeline(alert.alert_id, [entry])
-    tx.publish(key=alert.alert_id, subject=alert.alert_id, message=mapping.alert_updated(updated))
-    announce(tx, config.alert_channel, updated, AlertChangeKind.UPDATED)
+    publish_alert_change(
+        tx, config.alert_channel, updated, AlertChangeKind.UPDATED, mapping.alert_updated(updated)
+    )
     log.info(
         "alert_updated", alert_id=alert.alert_id, level=merged.level.value, occurrences=merged.occurrences
     )
