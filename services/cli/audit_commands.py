@@ -1,6 +1,7 @@
 """`cityhub audit verify` and `cityhub audit search`: the tamper-evident audit log from the command line.
 
-Both connect to DATABASE_URL (an administrative connection: the log of every service schema is read)
+Both connect to ``--database-url`` (default: DATABASE_URL, else the local stack on CITYHUB_PG_PORT, as
+`cityhub infra env` resolves it; an administrative connection: the log of every service schema is read)
 and work on every schema that has an ``audit_log`` table unless ``--schema`` names some.
 """
 
@@ -14,9 +15,10 @@ from datetime import UTC, datetime
 import click
 from psycopg_pool import ConnectionPool
 
-__all__ = ["audit"]
+from services.cli.defaults import database_url_option
+from services.cli.infra import redact_url
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:15432/cityhub"
+__all__ = ["audit"]
 
 
 class _Moment(click.ParamType[datetime]):
@@ -45,7 +47,9 @@ def _pool(database_url: str) -> Iterator[ConnectionPool]:
     try:
         pool.open(wait=True, timeout=15)
     except Exception as exc:
-        raise click.ClickException(f"cannot connect to the database: {exc}") from exc
+        raise click.ClickException(
+            f"cannot connect to the database at {redact_url(database_url)}: {exc}"
+        ) from exc
     try:
         yield pool
     finally:
@@ -74,7 +78,7 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("--database-url", envvar="DATABASE_URL", default=DEFAULT_DATABASE_URL, show_default=True)
+@database_url_option
 @click.option("--schema", "schemas", multiple=True, help="Schema to check (repeatable); default: all")
 def verify(database_url: str, schemas: tuple[str, ...]) -> None:
     """Check every row's hash chain; exit 1 naming the first broken row.
@@ -101,7 +105,7 @@ def verify(database_url: str, schemas: tuple[str, ...]) -> None:
 
 
 @audit.command()
-@click.option("--database-url", envvar="DATABASE_URL", default=DEFAULT_DATABASE_URL, show_default=True)
+@database_url_option
 @click.option("--schema", "schemas", multiple=True, help="Schema to search (repeatable); default: all")
 @click.option("--subject", default=None, help="Rows about this subject")
 @click.option("--caller", default=None, help="Rows by this caller (the token's sub)")

@@ -41,6 +41,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "Addresses",
     "Endpoints",
     "InfraError",
     "InfraSettings",
@@ -48,6 +49,7 @@ __all__ = [
     "PartStatus",
     "StackStatus",
     "StopReport",
+    "default_addresses",
     "down",
     "ensure_up",
     "redact_url",
@@ -143,6 +145,26 @@ class InfraSettings(BaseSettings):
         if parts.hostname in {LOCALHOST, "localhost"} and port == self.pg_port:
             return None
         return value
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where a command connects when no flag names an address (see :func:`default_addresses`)."""
+
+    kafka_bootstrap: str
+    database_url: str
+
+
+def default_addresses(settings: InfraSettings | None = None) -> Addresses:
+    """The addresses every ``cityhub`` command defaults to, the same ones ``cityhub infra env`` exports:
+    ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` when set, otherwise the local stack on the ports
+    ``CITYHUB_KAFKA_PORT`` / ``CITYHUB_PG_PORT`` moved it to. Nothing is probed: a command that cannot reach
+    the address says which one it tried, instead of silently talking to another stack."""
+    settings = settings or InfraSettings()
+    return Addresses(
+        kafka_bootstrap=settings.external_kafka or settings.local_kafka_bootstrap,
+        database_url=settings.external_database or settings.local_database_url,
+    )
 
 
 class Mode(StrEnum):

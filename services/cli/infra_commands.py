@@ -15,6 +15,7 @@ from services.cli.infra import (
     InfraError,
     InfraSettings,
     PartStatus,
+    default_addresses,
     down,
     ensure_up,
     redact_url,
@@ -103,8 +104,11 @@ def env_command() -> None:
         down_parts = ", ".join(part.name for part in report.parts if not part.reachable)
         # Nothing on stdout: an eval of partial output would half-configure the shell.
         raise click.ClickException(f"not reachable: {down_parts}; run `cityhub infra up` first")
-    kafka = settings.external_kafka or settings.local_kafka_bootstrap
-    # Not report.postgres.address: status() redacts an external URL's password, the export needs it.
-    database = settings.external_database or report.postgres.address
+    # The same resolution every other command defaults to (services/cli/defaults.py).
+    addresses = default_addresses(settings)
+    kafka = addresses.kafka_bootstrap
+    # An external URL as configured (status() redacts its password, the export needs it); the local server
+    # where it actually runs (status() finds a server started earlier on another port).
+    database = addresses.database_url if settings.external_database else report.postgres.address
     click.echo(f"export KAFKA_BOOTSTRAP_SERVERS={shlex.quote(kafka)}")
     click.echo(f"export DATABASE_URL={shlex.quote(database)}")

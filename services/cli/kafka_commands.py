@@ -9,18 +9,12 @@ from typing import Any
 
 import click
 
+from services.cli.defaults import bootstrap_option as _bootstrap_option
 from services.platform import kafka as bus
 
 __all__ = ["describe_record", "dlq", "events", "read_records", "topics"]
 
 DLQ_HEADER_PREFIX = "dlq_"
-_bootstrap_option = click.option(
-    "--bootstrap",
-    envvar="KAFKA_BOOTSTRAP_SERVERS",
-    default="127.0.0.1:19092",
-    show_default=True,
-    help="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)",
-)
 
 
 def read_records(
