@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from cityhub.industry.v1 import industry_pb2_grpc
+from cityhub.industry.v1 import industry_pb2_grpc, telemetry_pb2
 
 from services.industry.adapters.device_directory import DeviceDirectory
 from services.industry.adapters.telemetry_wire import device_partitioner
@@ -25,9 +25,11 @@ from services.platform.logs import get_logger
 from services.platform.runtime import ServiceRuntime, ServiceSpec
 from services.platform.security import SecuritySettings
 from services.platform.uow import PostgresUnitOfWork, UnitOfWork
+from services.platform.validation import InputRules
 
 __all__ = ["ROLLUP_CONSUMER", "build", "config_of", "sample_limits"]
 
+TELEMETRY_SAMPLE = telemetry_pb2.TelemetrySample.DESCRIPTOR.full_name
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The platform names the consumer group "<service name>.<this>"; processed_events rows carry this name.
 ROLLUP_CONSUMER = "telemetry-rollup"
@@ -68,6 +70,9 @@ def build(
         policy=POLICY,
         migrations=MIGRATIONS,
         topics=[settings.industry_events_topic, settings.industry_telemetry_topic],
+        # Telemetry samples (up to 20,000 a request) are screened one by one into per-sample rejections
+        # by the ingest's own rules; the platform's generic walk would only slow the hot path.
+        input_rules=InputRules(screened=frozenset({TELEMETRY_SAMPLE})),
     )
     # The runtime brings the platform's security: bearer tokens, this service's POLICY, masking, audit.
     runtime = ServiceRuntime(settings, spec, security=security, configure_logs=configure_logs)

@@ -108,7 +108,9 @@ def utilisation_query(request: industry_pb2.GetUtilisationRequest) -> commands.U
 
 def compare_utilisation(request: industry_pb2.CompareUtilisationRequest) -> commands.CompareUtilisation:
     return commands.CompareUtilisation(
-        subject(request.subject), time_range(request.base_period), time_range(request.compare_period)
+        subject(request.subject),
+        time_range(request.base_period, path="base_period"),
+        time_range(request.compare_period, path="compare_period"),
     )
 
 
@@ -136,7 +138,9 @@ def cycle_stats_query(request: industry_pb2.GetDeliveryCycleStatsRequest) -> com
 
 def compare_cycles(request: industry_pb2.CompareDeliveryCycleRequest) -> commands.CompareCycles:
     return commands.CompareCycles(
-        request.credit_code, time_range(request.base_period), time_range(request.compare_period)
+        request.credit_code,
+        time_range(request.base_period, path="base_period"),
+        time_range(request.compare_period, path="compare_period"),
     )
 
 

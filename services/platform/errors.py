@@ -1,5 +1,12 @@
 """Domain errors: raised by domain rules and use cases, mapped to gRPC status codes in one place
-(:mod:`services.platform.grpc_server`). Domain code imports only this module, never grpc."""
+(:mod:`services.platform.grpc_server`). Domain code imports only this module, never grpc.
+
+Everything an error carries travels back in the call's trailers (``grpc-message``, percent-encoded, and
+``grpc-status-details-bin``), which a client refuses beyond its metadata limit (8 KiB by default): a
+status the client cannot read is RESOURCE_EXHAUSTED, not the answer. So an error never carries unbounded
+input: its message is cut to :data:`MAX_MESSAGE_BYTES`, a field violation to :data:`MAX_FIELD_CHARS` and
+:data:`MAX_DESCRIPTION_CHARS`, at most :data:`MAX_VIOLATIONS` violations are listed (the message counts the
+rest), and :func:`shown` bounds a value a message quotes."""
 
 from __future__ import annotations
 
@@ -16,15 +23,46 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Violations",
+    "shown",
 ]
+
+# Limits that keep every error's trailers far below a client's 8 KiB metadata limit, whatever the input
+# (see the module text and docs/status-codes.md).
+MAX_MESSAGE_BYTES = 1024
+MAX_VIOLATIONS = 20
+MAX_FIELD_CHARS = 200
+MAX_DESCRIPTION_CHARS = 300
+MAX_SHOWN_CHARS = 64
+_ELLIPSIS = "\u2026"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + _ELLIPSIS
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    encoded = text.encode("utf-8")
+    if len(encoded) <= limit:
+        return text
+    # Cut on a character boundary, leaving room for the ellipsis (3 bytes in UTF-8).
+    return encoded[: limit - 3].decode("utf-8", errors="ignore") + _ELLIPSIS
+
+
+def shown(value: object, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``value`` as an error message may quote it: at most ``limit`` characters, control characters
+    escaped (an id a caller sent is echoed bounded, never as sent)."""
+    text = str(value)
+    safe = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text[:limit])
+    return safe + _ELLIPSIS if len(text) > limit else safe
 
 
 class DomainError(Exception):
     """Base class: a rule of the domain refused the request; nothing was stored or published."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+        bounded = _cut_bytes(message, MAX_MESSAGE_BYTES)
+        super().__init__(bounded)
+        self.message = bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +72,25 @@ class FieldViolation:
     field: str
     description: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", _cut(self.field, MAX_FIELD_CHARS))
+        object.__setattr__(self, "description", _cut(self.description, MAX_DESCRIPTION_CHARS))
+
 
 class InvalidArgumentError(DomainError):
-    """The request is malformed; ``violations`` names every bad field (google.rpc.BadRequest)."""
+    """The request is malformed; ``violations`` names the bad fields (google.rpc.BadRequest): every one
+    of them up to :data:`MAX_VIOLATIONS`, and the message says how many more there are."""
 
     def __init__(self, violations: list[FieldViolation] | FieldViolation) -> None:
-        self.violations = [violations] if isinstance(violations, FieldViolation) else list(violations)
-        if not self.violations:
+        found = [violations] if isinstance(violations, FieldViolation) else list(violations)
+        if not found:
             raise ValueError("InvalidArgumentError needs at least one field violation")
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+        self.violations = found[:MAX_VIOLATIONS]
+        self.unlisted = len(found) - len(self.violations)
+        message = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        if self.unlisted:
+            message = f"{self.unlisted} more bad fields not listed; {message}"
+        super().__init__(message)
 
     @classmethod
     def of(cls, field: str, description: str) -> InvalidArgumentError:

@@ -39,7 +39,7 @@ __all__ = [
 
 log = get_logger()
 Fingerprint = Callable[[bytes], str]
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 
 def check_request_id(violations: Violations, value: str, *, required: bool = True) -> None:
@@ -48,7 +48,7 @@ def check_request_id(violations: Violations, value: str, *, required: bool = Tru
         if required:
             violations.add("request_id", "is required (a client-chosen id that makes the create idempotent)")
         return
-    if not _REQUEST_ID.match(value):
+    if not _REQUEST_ID.fullmatch(value):
         violations.add("request_id", "must be 1-128 letters, digits or ._:- starting with a letter or digit")
 
 

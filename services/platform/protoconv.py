@@ -1,15 +1,30 @@
-"""Conversions between protobuf well-known types and Python values that every servicer needs."""
+"""Conversions between protobuf well-known types and Python values that every servicer needs.
+
+A Timestamp a caller sends may be no Timestamp at all (seconds beyond 9999-12-31 or before 0001-01-01,
+nanos outside 0..999,999,999): :func:`datetime_of` and :func:`time_range` refuse it with
+INVALID_ARGUMENT naming the field's path, never a ValueError that would answer INTERNAL. How early or late a
+valid time may be is each field's rule (:mod:`services.platform.validation`: event times, query periods).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from cityhub.common.v1 import common_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-__all__ = ["EnumMap", "datetime_of", "optional_timestamp", "time_range", "to_timestamp"]
+from services.platform.errors import FieldViolation, InvalidArgumentError
+from services.platform.validation import timestamp_problem
+
+__all__ = [
+    "EnumMap",
+    "datetime_of",
+    "optional_timestamp",
+    "time_range",
+    "to_timestamp",
+]
 
 
 def to_timestamp(moment: datetime) -> Timestamp:
@@ -24,16 +39,39 @@ def optional_timestamp(moment: datetime | None) -> Timestamp | None:
     return None if moment is None else to_timestamp(moment)
 
 
-def datetime_of(message: Any, field: str) -> datetime | None:
-    """The aware UTC datetime in ``message.<field>``, or None when the field is not set (proto3 presence)."""
+def datetime_of(message: Any, field: str, *, path: str | None = None) -> datetime | None:
+    """The aware UTC datetime in ``message.<field>``, or None when the field is not set (proto3 presence).
+    A value that is no Timestamp is INVALID_ARGUMENT naming ``path`` (default: ``field``)."""
     if not message.HasField(field):
         return None
-    return getattr(message, field).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    stamp: Timestamp = getattr(message, field)
+    problem = timestamp_problem(stamp.seconds, stamp.nanos)
+    if problem is not None:
+        raise InvalidArgumentError.of(path or field, problem)
+    seconds, nanos = stamp.seconds, stamp.nanos
+    # Microseconds: what a datetime holds (rounding down keeps 9999-12-31T23:59:59.999999999 in range).
+    return datetime.fromtimestamp(0, UTC) + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
-def time_range(period: common_pb2.TimeRange) -> tuple[datetime | None, datetime | None]:
-    """The (start, end) of a TimeRange; an unset bound is None (open)."""
-    return datetime_of(period, "start_time"), datetime_of(period, "end_time")
+def time_range(
+    period: common_pb2.TimeRange, *, path: str = "period"
+) -> tuple[datetime | None, datetime | None]:
+    """The (start, end) of a TimeRange; an unset bound is None (open). Both bounds that are no Timestamp
+    are named at once (``<path>.start_time``, ``<path>.end_time``), and so is an end before the start."""
+    bad: list[FieldViolation] = []
+    bounds: list[datetime | None] = []
+    for name in ("start_time", "end_time"):
+        try:
+            bounds.append(datetime_of(period, name, path=f"{path}.{name}"))
+        except InvalidArgumentError as error:
+            bad.extend(error.violations)
+            bounds.append(None)
+    start, end = bounds
+    if start is not None and end is not None and end < start:
+        bad.append(FieldViolation(f"{path}.end_time", f"must not be before {path}.start_time"))
+    if bad:
+        raise InvalidArgumentError(bad)
+    return start, end
 
 
 E = TypeVar("E", bound=StrEnum)

@@ -4,6 +4,9 @@ through its bootstrap) that opens pools, producers, consumers and the gRPC serve
 A service's ``bootstrap.py`` builds a :class:`ServiceRuntime`, registers its servicer and consumers, and
 its ``__main__`` calls :meth:`ServiceRuntime.serve_forever`. Tests build the same runtime on port 0.
 
+Every request passes the platform's generic input check (:class:`~services.platform.validation.InputGuard`)
+after the guards; a spec may tune its limits (``input_rules``).
+
 Security is on by default: unless ``guards`` is given, the runtime builds the platform's
 :class:`~services.platform.security.SecurityGuard` for ``spec.grpc_services`` (bearer JWT, the policy
 table passed explicitly as ``ServiceSpec(policy=POLICY)``, masking, the audit log in the service's own
@@ -43,6 +46,7 @@ from services.platform.security import (
 )
 from services.platform.security import server_credentials as tls_server_credentials
 from services.platform.settings import ServiceSettings, StartupError
+from services.platform.validation import InputGuard, InputRules
 
 __all__ = ["ServiceRuntime", "ServiceSpec", "StartupError", "policies_of"]
 
@@ -60,6 +64,9 @@ class ServiceSpec:
     migrations: Path | None = None
     topics: Sequence[str] = ()
     extra_topics: Sequence[str] = field(default_factory=tuple)  # consumed but owned elsewhere
+    # Limits of the platform's generic input check (services/platform/validation.py) laid over its
+    # defaults: per-field length overrides, free-text fields, message types the service screens itself.
+    input_rules: InputRules | None = None
 
 
 def policies_of(spec: ServiceSpec) -> dict[str, PolicyTable]:
@@ -123,7 +130,8 @@ class ServiceRuntime:
                     host=settings.grpc_host,
                     port=settings.grpc_port,
                     max_workers=settings.grpc_max_workers,
-                    guards=guards,
+                    # Bad input is refused after authentication and policy, before any handler runs.
+                    guards=[*guards, InputGuard(spec.input_rules)],
                     readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],
                     server_credentials=server_credentials,
                 )

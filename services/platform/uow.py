@@ -10,6 +10,9 @@ it). Unit tests wire :class:`FakeUnitOfWork` around an in-memory repository: no 
 transaction that raises restores the repository as it was, so "nothing stored, nothing published" is
 tested the same way as against PostgreSQL.
 
+A unique key taken by a concurrent request (two creates of one natural key at once) is
+:class:`AlreadyExistsError` (ALREADY_EXISTS), whichever statement or the commit found it.
+
 The database being unreachable is not a bug: it surfaces as :class:`UnavailableError` (UNAVAILABLE),
 never as INTERNAL, so a caller knows to retry (its request id makes the retry safe).
 """
@@ -17,6 +20,7 @@ never as INTERNAL, so a caller knows to retry (its request id makes the retry sa
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +31,7 @@ import psycopg
 from google.protobuf.message import Message
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from services.platform.errors import UnavailableError
+from services.platform.errors import AlreadyExistsError, UnavailableError
 from services.platform.idempotency import (
     Fingerprint,
     RequestLog,
@@ -153,9 +157,26 @@ class PostgresUnitOfWork(Generic[R]):
             raise UnavailableError(
                 "the database is unavailable (no connection within the pool timeout)"
             ) from None
+        except psycopg.errors.UniqueViolation as error:
+            # Check-then-insert raced another request making the same entity: that is ALREADY_EXISTS,
+            # never INTERNAL. (A repeated request id never gets here: the request log waits on its key.)
+            raise _already_exists(error) from None
         except psycopg.OperationalError as error:
             log.warning("database_unavailable", reason=type(error).__name__)
             raise UnavailableError("the database is unavailable; retry with the same request_id") from None
+
+
+_KEY_COLUMNS = re.compile(r"^Key \(([^)]{1,200})\)=")
+
+
+def _already_exists(error: psycopg.errors.UniqueViolation) -> AlreadyExistsError:
+    """The entity's kind and key columns, never the key's value (it is the caller's input, unbounded)."""
+    diag = error.diag
+    columns = _KEY_COLUMNS.match(diag.message_detail or "")
+    what = diag.table_name or "entity"
+    key = f" with that {columns.group(1)}" if columns else ""
+    log.info("unique_violation", table=diag.table_name, constraint=diag.constraint_name)
+    return AlreadyExistsError(f"a {what} row{key} already exists (made by a concurrent request)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from services.safety.usecases import (
     SafetyUseCases,
     SiteUseCases,
     StatisticsUseCases,
+    VehicleUseCases,
 )
 from services.safety.usecases.common import SafetyConfig, SafetyUnitOfWork
 from services.safety.vault import PersonVault, load_person_key
@@ -77,6 +78,7 @@ def build(
         use_cases = SafetyUseCases(
             sites=SiteUseCases(uow),
             persons=PersonUseCases(uow, vault),
+            vehicles=VehicleUseCases(uow, vault),
             detections=DetectionUseCases(uow, vault, config),
             alerts=AlertUseCases(uow, config, feed=feed),
             inspections=InspectionUseCases(uow),

@@ -8,7 +8,8 @@ Access:
 - ``district_operator`` sees every site, registers sites and sensors, commands the response; it never
   sees who a person token stands for.
 - ``police`` and ``safety_investigator`` see every site and are the only ones who may resolve a person
-  token into an identity (``GetPerson``: purpose required, every read audited).
+  token into an identity (``GetPerson``: purpose required, every read audited), or a vehicle token into
+  its plate (``GetVehicleOfConcern``, ``ListVehiclesOfConcern``: the same).
 - ``service`` is a sensing gateway or another CityHub service: it reports detections, alarm presses and
   unit progress and reads sites and alerts; it holds no clearance for person data.
 
@@ -58,6 +59,11 @@ POLICY: PolicyTable = {
     "FindPerson": RpcPolicy(roles=_PERSON_CLEARED),
     "GetPerson": RpcPolicy(roles=_PERSON_CLEARED, subject=subject_from("person_token")),
     "RecordHazardousPurchase": RpcPolicy(roles={*_PERSON_CLEARED, Role.SERVICE}),
+    # A plate identifies its owner: vehicles of concern are handled like persons of concern.
+    "RecordVehicleOfConcern": RpcPolicy(roles={*_PERSON_CLEARED, Role.SERVICE}),
+    "GetVehicleOfConcern": RpcPolicy(roles=_PERSON_CLEARED, subject=subject_from("vehicle_token")),
+    "ListVehiclesOfConcern": RpcPolicy(roles=_PERSON_CLEARED, subject=subject_from("person_token")),
+    "RemoveVehicleOfConcern": RpcPolicy(roles=_PERSON_CLEARED),
     # Sensing gateways report as `service`; the command centre may enter detections by hand.
     "ReportDetections": RpcPolicy(roles={Role.SERVICE, Role.DISTRICT_OPERATOR}),
     "RaiseAlarm": RpcPolicy(roles={Role.DUTY_ROOM, Role.SERVICE, Role.DISTRICT_OPERATOR}, scope=_SITE),
@@ -92,6 +98,7 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
     def __init__(self, use_cases: SafetyUseCases) -> None:
         self._sites = use_cases.sites
         self._persons = use_cases.persons
+        self._vehicles = use_cases.vehicles
         self._detections = use_cases.detections
         self._alerts = use_cases.alerts
         self._inspections = use_cases.inspections
@@ -188,6 +195,43 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
         return safety_pb2.RecordHazardousPurchaseResponse(
             purchase_id=purchase_id, person_token=request.person_token
         )
+
+    # --- vehicles of concern -------------------------------------------------------------------------
+
+    def RecordVehicleOfConcern(  # noqa: N802
+        self,
+        request: safety_pb2.RecordVehicleOfConcernRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RecordVehicleOfConcernResponse:
+        token, created = self._vehicles.record_vehicle(mapping.record_vehicle(request))
+        return safety_pb2.RecordVehicleOfConcernResponse(vehicle_token=token, created=created)
+
+    def GetVehicleOfConcern(  # noqa: N802
+        self,
+        request: safety_pb2.GetVehicleOfConcernRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.GetVehicleOfConcernResponse:
+        vehicle = self._vehicles.get_vehicle(request.vehicle_token)
+        return safety_pb2.GetVehicleOfConcernResponse(vehicle=mapping.vehicle_pb(vehicle))
+
+    def ListVehiclesOfConcern(  # noqa: N802
+        self,
+        request: safety_pb2.ListVehiclesOfConcernRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.ListVehiclesOfConcernResponse:
+        page = mapping.page(request.page)
+        vehicles, token = self._vehicles.list_vehicles(request.person_token, page)
+        return safety_pb2.ListVehiclesOfConcernResponse(
+            vehicles=[mapping.vehicle_pb(v) for v in vehicles], page=mapping.page_response(token)
+        )
+
+    def RemoveVehicleOfConcern(  # noqa: N802
+        self,
+        request: safety_pb2.RemoveVehicleOfConcernRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> safety_pb2.RemoveVehicleOfConcernResponse:
+        token, person = self._vehicles.remove_vehicle(mapping.remove_vehicle(request))
+        return safety_pb2.RemoveVehicleOfConcernResponse(vehicle_token=token, person_token=person)
 
     # --- detections and alarms ----------------------------------------------------------------------
 

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import events_pb2, safety_pb2
 
-from services.platform.errors import InvalidArgumentError
+from services.platform.errors import InvalidArgumentError, Violations
 from services.platform.paging import Page, page_of
 from services.platform.protoconv import EnumMap, datetime_of, time_range
 from services.platform.protoconv import optional_timestamp as ts
+from services.platform.validation import check_query_period
 from services.safety.domain.commands import (
     Acknowledge,
     Dispatch,
@@ -24,8 +25,10 @@ from services.safety.domain.commands import (
     RecordInspection,
     RecordPerson,
     RecordPurchase,
+    RecordVehicle,
     RegisterSensor,
     RegisterSite,
+    RemoveVehicle,
     ReportDetections,
     ReportedDetection,
     Resolve,
@@ -55,6 +58,7 @@ from services.safety.domain.model import (
     TimelineKind,
     UnitKind,
     UnitStatus,
+    VehicleRecord,
 )
 from services.safety.domain.risk import Assessment
 from services.safety.domain.statistics import Figures
@@ -159,6 +163,16 @@ def record_purchase(request: safety_pb2.RecordHazardousPurchaseRequest) -> Recor
     )
 
 
+def record_vehicle(request: safety_pb2.RecordVehicleOfConcernRequest) -> RecordVehicle:
+    return RecordVehicle(
+        request_id=request.request_id, plate=request.plate, person_token=request.person_token
+    )
+
+
+def remove_vehicle(request: safety_pb2.RemoveVehicleOfConcernRequest) -> RemoveVehicle:
+    return RemoveVehicle(request_id=request.request_id, vehicle_token=request.vehicle_token)
+
+
 def report_detections(request: safety_pb2.ReportDetectionsRequest) -> ReportDetections:
     return ReportDetections(
         request_id=request.request_id,
@@ -166,14 +180,14 @@ def report_detections(request: safety_pb2.ReportDetectionsRequest) -> ReportDete
             ReportedDetection(
                 sensor_id=d.sensor_id,
                 kind=DETECTION_KIND.from_proto(d.kind),
-                detected_at=datetime_of(d, "detected_at"),
+                detected_at=datetime_of(d, "detected_at", path=f"detections[{index}].detected_at"),
                 confidence=d.confidence,
                 snapshot_ref=d.snapshot_ref,
                 label=d.label,
                 person_token=d.person_token,
                 plate=d.plate,
             )
-            for d in request.detections
+            for index, d in enumerate(request.detections)
         ),
     )
 
@@ -200,7 +214,12 @@ def alert_statuses(numbers: Iterable[int]) -> list[AlertStatus]:
 
 
 def raised_between(request: safety_pb2.ListAlertsRequest) -> tuple[datetime | None, datetime | None]:
-    return time_range(request.raised)
+    """ListAlerts' period: open ends allowed, a given end within the platform's query range."""
+    start, end = time_range(request.raised, path="raised")
+    v = Violations()
+    check_query_period(v, "raised", start, end, required=False)
+    v.check()
+    return start, end
 
 
 def acknowledge(request: safety_pb2.AcknowledgeAlertRequest) -> Acknowledge:
@@ -324,7 +343,8 @@ def detection_pb(detection: Detection) -> safety_pb2.Detection:
         snapshot_ref=detection.snapshot_ref,
         label=detection.label,
         person_token=detection.person_token,
-        plate=detection.plate,
+        # Detection.plate stays empty: the plate read is kept only as its token.
+        vehicle_token=detection.vehicle_token,
     )
 
 
@@ -394,6 +414,16 @@ def person_pb(person: PersonRecord) -> safety_pb2.Person:
         ],
         recorded_at=ts(person.recorded_at),
         updated_at=ts(person.updated_at),
+    )
+
+
+def vehicle_pb(vehicle: VehicleRecord) -> safety_pb2.VehicleOfConcern:
+    return safety_pb2.VehicleOfConcern(
+        vehicle_token=vehicle.vehicle_token,
+        plate=vehicle.plate,
+        person_token=vehicle.person_token,
+        recorded_at=ts(vehicle.recorded_at),
+        updated_at=ts(vehicle.updated_at),
     )
 
 

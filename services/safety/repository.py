@@ -37,7 +37,7 @@ from services.safety.domain.model import (
     UnitKind,
     UnitStatus,
 )
-from services.safety.domain.records import PersonRow, PurchaseRow, StatisticsRow
+from services.safety.domain.records import PersonRow, PurchaseRow, StatisticsRow, VehicleRow
 
 __all__ = ["LIFECYCLE_COLUMNS", "SafetyRepository"]
 
@@ -53,7 +53,7 @@ _SITE_COLUMNS = (
 _SENSOR_COLUMNS = "sensor_id, site_id, kind, zone, name, device_code, registered_at"
 _DETECTION_COLUMNS = (
     "d.detection_id, d.site_id, d.sensor_id, d.zone, d.kind, d.detected_at, d.confidence, d.snapshot_ref, "
-    "d.label, d.person_token, d.plate"
+    "d.label, d.person_token, d.vehicle_token"
 )
 _ALERT_COLUMNS = (
     "a.alert_id, a.site_id, s.name AS site_name, a.status, a.level, a.trigger, a.reasons, a.detection_kinds, "
@@ -74,6 +74,7 @@ LIFECYCLE_COLUMNS = frozenset(
     }
 )
 _UNIT_COLUMNS = "unit_id, kind, name, status, notified_at, en_route_at, arrived_at, done_at"
+_VEHICLE_COLUMNS = "vehicle_token, person_token, sealed, recorded_at, updated_at"
 
 
 def _site(**row: Any) -> Site:
@@ -316,13 +317,68 @@ class SafetyRepository:
             class_row(PurchaseRow),
         )
 
+    # --- vehicles of concern -----------------------------------------------------------------------
+
+    def upsert_vehicle(self, vehicle_token: str, person_token: str, sealed: bytes, now: datetime) -> bool:
+        """Store a vehicle's sealed plate and its link, or relink it; True when the token was new."""
+        row = self._row(
+            "INSERT INTO vehicles_of_concern (vehicle_token, person_token, sealed, recorded_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (vehicle_token) DO UPDATE SET"
+            " person_token = EXCLUDED.person_token, sealed = EXCLUDED.sealed,"
+            " updated_at = EXCLUDED.updated_at"
+            " RETURNING (xmax = 0) AS inserted",
+            (vehicle_token, person_token, sealed, now, now),
+            dict_row,
+        )
+        return bool(row and row["inserted"])
+
+    def get_vehicle(self, vehicle_token: str) -> VehicleRow | None:
+        return self._row(
+            f"SELECT {_VEHICLE_COLUMNS} FROM vehicles_of_concern WHERE vehicle_token = %s",
+            (vehicle_token,),
+            class_row(VehicleRow),
+        )
+
+    def list_vehicles(self, person_token: str, after: Cursor | None, limit: int) -> list[VehicleRow]:
+        """A person's vehicles, oldest record first."""
+        return self._rows(
+            f"SELECT {_VEHICLE_COLUMNS} FROM vehicles_of_concern WHERE person_token = %(person)s"
+            " AND (%(after_at)s::timestamptz IS NULL"
+            "      OR (recorded_at, vehicle_token) > (%(after_at)s, %(after_id)s))"
+            " ORDER BY recorded_at, vehicle_token LIMIT %(limit)s",
+            {
+                "person": person_token,
+                "after_at": after[0] if after else None,
+                "after_id": after[1] if after else "",
+                "limit": limit,
+            },
+            class_row(VehicleRow),
+        )
+
+    def delete_vehicle(self, vehicle_token: str) -> VehicleRow | None:
+        """Remove a vehicle; the removed row, or None when there was none."""
+        return self._row(
+            f"DELETE FROM vehicles_of_concern WHERE vehicle_token = %s RETURNING {_VEHICLE_COLUMNS}",
+            (vehicle_token,),
+            class_row(VehicleRow),
+        )
+
+    def vehicle_owners(self, vehicle_tokens: Iterable[str]) -> dict[str, str]:
+        """Vehicle token -> the token of the person it is linked to, for the tokens on record."""
+        found = self._rows(
+            "SELECT vehicle_token, person_token FROM vehicles_of_concern WHERE vehicle_token = ANY(%s)",
+            (list(set(vehicle_tokens)),),
+            dict_row,
+        )
+        return {row["vehicle_token"]: row["person_token"] for row in found}
+
     # --- detections -------------------------------------------------------------------------------
 
     def insert_detections(self, detections: Sequence[Detection], received_at: datetime) -> None:
         with self._conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO detections (detection_id, site_id, sensor_id, zone, kind, detected_at,"
-                " confidence, snapshot_ref, label, person_token, plate, received_at)"
+                " confidence, snapshot_ref, label, person_token, vehicle_token, received_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
                     (
@@ -336,7 +392,7 @@ class SafetyRepository:
                         d.snapshot_ref,
                         d.label,
                         d.person_token,
-                        d.plate,
+                        d.vehicle_token,
                         received_at,
                     )
                     for d in detections

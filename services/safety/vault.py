@@ -8,6 +8,10 @@ profile, fails to open instead of showing the wrong data.
 Tokens are ``p_`` + the first 32 hex digits (128 bits) of HMAC(identity number): stable, so recording a
 person twice finds the same record, and a lookup by identity number needs no decryption; without the key
 nobody can compute the token of a given identity number, so a token in an event reveals nothing.
+
+Vehicles of concern work the same way with their own derived key: ``v_`` + 128 bits of HMAC(normalised
+plate). A plate read by a camera is matched against the record by its token alone, and a detection keeps
+the token, never the plate.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from services.platform.logs import get_logger
+from services.safety.domain.commands import normalise_plate
 from services.safety.settings import SafetySettings, decode_person_key
 
 __all__ = ["PersonKeyError", "PersonVault", "ensure_dev_person_key", "load_person_key"]
@@ -53,6 +58,7 @@ class PersonVault:
             raise ValueError("the person key must be 32 bytes")
         self._aead = AESGCM(_derive(master_key, b"cityhub/safety/person-seal/v1"))
         self._mac_key = _derive(master_key, b"cityhub/safety/person-token/v1")
+        self._vehicle_key = _derive(master_key, b"cityhub/safety/vehicle-token/v1")
         # Stored with each sealed value, so a value sealed under another key is recognised as such.
         self.key_id = hashlib.sha256(_derive(master_key, b"cityhub/safety/key-id/v1")).digest()[
             :_KEY_ID_BYTES
@@ -61,6 +67,11 @@ class PersonVault:
     def token_for(self, identity_number: str) -> str:
         digest = hmac.new(self._mac_key, identity_number.strip().upper().encode(), hashlib.sha256)
         return "p_" + digest.hexdigest()[:32]
+
+    def vehicle_token_for(self, plate: str) -> str:
+        """The token of a plate, however it was spelt (see :func:`normalise_plate`)."""
+        digest = hmac.new(self._vehicle_key, normalise_plate(plate).encode(), hashlib.sha256)
+        return "v_" + digest.hexdigest()[:32]
 
     def mac(self, data: bytes) -> str:
         """A keyed digest (request fingerprints that may cover identity numbers)."""

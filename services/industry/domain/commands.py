@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from services.industry.domain.model import Granularity, MachineType, OrderStage, Sector, Subject
 from services.industry.domain.orders import parse_promised_date
 from services.platform.errors import Violations
 from services.platform.idempotency import check_request_id
 from services.platform.identifiers import invalid_credit_code, invalid_division_code
+from services.platform.validation import MAX_CLOCK_AHEAD, check_event_time, check_query_period, text_problem
 
 __all__ = [
     "MAX_CLOCK_AHEAD",
@@ -35,9 +36,9 @@ __all__ = [
     "check_ingest",
 ]
 
-# A client's clock may run a little ahead of ours; further ahead a time is wrong.
-MAX_CLOCK_AHEAD = timedelta(minutes=5)
-_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+# Promised delivery dates outside these are typing mistakes, not plans.
+_EARLIEST_PROMISE, _LATEST_PROMISE = date(2000, 1, 1), date(2999, 12, 31)
+_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _MAX_NAME = 200
 _MAX_ADDRESS = 500
 # A collection box reports at most ten times a second and at least once an hour.
@@ -52,21 +53,20 @@ Period = tuple[datetime | None, datetime | None]
 def _text(violations: Violations, field: str, value: str, limit: int, *, required: bool) -> None:
     if required and not value.strip():
         violations.add(field, "is required")
-    elif len(value) > limit:
-        violations.add(field, f"must be at most {limit} characters")
+    else:
+        # The platform's text rule (no control characters, no stray whitespace, the limit); the guard in
+        # front of every RPC applies it too, this keeps commands built elsewhere to the same rule.
+        violations.add_if(text_problem(value, max_chars=limit, free_text=True), field)
 
 
 def _not_ahead(violations: Violations, field: str, moment: datetime | None, now: datetime) -> None:
-    if moment is not None and moment > now + MAX_CLOCK_AHEAD:
-        violations.add(field, f"is more than {int(MAX_CLOCK_AHEAD.total_seconds())} s in the future")
+    """An optional event time (unset means now): not before 2000, not ahead of the clock's skew."""
+    check_event_time(violations, field, moment, now, required=False, max_ahead=MAX_CLOCK_AHEAD)
 
 
 def _period(violations: Violations, field: str, period: Period) -> None:
-    start, end = period
-    if start is None or end is None:
-        violations.add(field, "needs start_time and end_time")
-    elif end <= start:
-        violations.add(field, "end_time must be after start_time")
+    """A query period: both ends, within the platform's query range, the end after the start."""
+    check_query_period(violations, field, *period, required=True)
 
 
 def _subject(violations: Violations, subject: Subject) -> None:
@@ -148,7 +148,7 @@ class RegisterDevice:
     def check(self) -> None:
         v = Violations()
         check_request_id(v, self.request_id)
-        if not _SERIAL.match(self.serial_number):
+        if not _SERIAL.fullmatch(self.serial_number):
             v.add("serial_number", "must be 1-64 letters, digits or . _ : / -")
         v.add_if(invalid_credit_code(self.credit_code), "credit_code")
         _text(v, "workshop", self.workshop, 64, required=True)
@@ -210,7 +210,7 @@ class UtilisationQuery:
         if self.time_zone:
             try:
                 zoneinfo.ZoneInfo(self.time_zone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
                 v.add("time_zone", "is not an IANA time zone")
         v.check()
 
@@ -257,8 +257,11 @@ class CreateOrder:
         _text(v, "customer", self.customer, 200, required=True)
         _text(v, "product", self.product, 200, required=True)
         _text(v, "customisation", self.customisation, 2000, required=False)
-        if parse_promised_date(self.promised_date) is None:
+        promised = parse_promised_date(self.promised_date)
+        if promised is None:
             v.add("promised_date", "must be a date as YYYY-MM-DD")
+        elif not _EARLIEST_PROMISE <= promised <= _LATEST_PROMISE:
+            v.add("promised_date", "must be between 2000-01-01 and 2999-12-31")
         _not_ahead(v, "ordered_at", self.ordered_at, now)
         v.check()
 

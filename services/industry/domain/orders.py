@@ -17,12 +17,13 @@ from services.platform.errors import FailedPreconditionError
 
 __all__ = ["OrderView", "check_advance", "cycle_days", "is_late", "parse_promised_date", "view_of"]
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits, the whole value (``\d`` takes any script's digits, ``$`` a trailing line break).
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DAY_S = 86_400.0
 
 
 def parse_promised_date(text: str) -> date | None:
-    if not _DATE.match(text):
+    if not _DATE.fullmatch(text):
         return None
     try:
         return date.fromisoformat(text)

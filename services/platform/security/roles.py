@@ -39,8 +39,9 @@ ROLE_SCOPE_KIND: dict[Role, str] = {
     Role.GOV_CLERK: "region",
 }
 
-_SCOPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_REGION = re.compile(r"^\d{6}$")
+# Whole values of ASCII characters (``$`` would let a trailing line break through, ``\d`` other digits).
+_SCOPE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_REGION = re.compile(r"[0-9]{6}\Z")
 
 
 def parse_scope(value: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -16,6 +17,7 @@ from enum import Enum
 from services.platform.errors import Violations
 from services.platform.idempotency import check_request_id
 from services.platform.identifiers import invalid_division_code, invalid_identity_number
+from services.platform.validation import event_time_problem, query_time_problem, text_problem
 from services.safety.domain.model import (
     AlertOutcome,
     DetectionKind,
@@ -40,14 +42,17 @@ __all__ = [
     "RecordInspection",
     "RecordPerson",
     "RecordPurchase",
+    "RecordVehicle",
     "RegisterSensor",
     "RegisterSite",
+    "RemoveVehicle",
     "ReportDetections",
     "ReportedDetection",
     "Resolve",
     "StatisticsQuery",
     "UnitInput",
     "UpdateUnit",
+    "normalise_plate",
 ]
 
 # A sensor's clock may run a little ahead of ours; further ahead it is wrong, and a wrong time would put
@@ -58,8 +63,9 @@ MAX_UNITS_PER_DISPATCH = 20
 MAX_FINDINGS = 100
 MAX_STATISTICS_BUCKETS = 400
 SEVERITIES = ("info", "low", "medium", "high", "critical")
-_PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,30}$")
-_PLATE = re.compile(r"^[\w·-]{2,16}$")
+# Whole values (``\Z``: ``$`` would let a trailing line break through).
+_PHONE = re.compile(r"\+?[0-9][0-9 -]{2,30}\Z")
+_PLATE = re.compile(r"[\w·-]{2,16}\Z")
 
 
 def _text(violations: Violations, field: str, value: str, *, required: bool, max_len: int) -> None:
@@ -67,8 +73,9 @@ def _text(violations: Violations, field: str, value: str, *, required: bool, max
         if required:
             violations.add(field, "is required")
         return
-    if len(value) > max_len:
-        violations.add(field, f"must be at most {max_len} characters")
+    # The platform's text rule (no control characters, no stray whitespace); the guard in front of every
+    # RPC applies it too, this keeps commands built elsewhere (tests, consumers) to the same rule.
+    violations.add_if(text_problem(value, max_chars=max_len, free_text=True), field)
 
 
 def _time(
@@ -78,8 +85,7 @@ def _time(
         if required:
             violations.add(field, "is required")
         return
-    if value > now + MAX_CLOCK_AHEAD:
-        violations.add(field, "is more than 5 minutes in the future")
+    violations.add_if(event_time_problem(value, now, max_ahead=MAX_CLOCK_AHEAD), field)
 
 
 def _enum(violations: Violations, field: str, value: Enum | None) -> None:
@@ -196,6 +202,57 @@ class RecordPurchase:
         return f"RecordPurchase(request_id={self.request_id!r}, person_token={self.person_token!r})"
 
 
+# --- vehicles of concern --------------------------------------------------------------------------
+
+# What a plate reader may print between the parts of a plate ("浙J·12345", "浙J-12345", "浙J 12345").
+_PLATE_SEPARATORS = str.maketrans("", "", "·•・.- \t")
+
+
+def normalise_plate(plate: str) -> str:
+    """The one spelling of a plate its token is computed from: NFKC (full-width letters and digits become
+    ASCII), upper case, no separators. "浙j·12345", "浙J 12345" and their full-width spellings are one
+    vehicle."""
+    return unicodedata.normalize("NFKC", plate).upper().translate(_PLATE_SEPARATORS)
+
+
+_NORMALISED_PLATE = re.compile(r"^[^\W_]{2,16}$")
+
+
+def _plate(violations: Violations, field: str, plate: str) -> None:
+    if len(plate) > 32 or not _NORMALISED_PLATE.match(normalise_plate(plate)):
+        violations.add(field, "must be a plate: 2-16 letters or digits (separators and spaces are ignored)")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordVehicle:
+    request_id: str
+    plate: str
+    person_token: str
+
+    def check(self) -> None:
+        v = Violations()
+        check_request_id(v, self.request_id)
+        _plate(v, "plate", self.plate)
+        _text(v, "person_token", self.person_token, required=True, max_len=64)
+        v.check()
+
+    def __repr__(self) -> str:
+        # A plate identifies its owner: never in a log line or an error report.
+        return f"RecordVehicle(request_id={self.request_id!r}, person_token={self.person_token!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveVehicle:
+    request_id: str
+    vehicle_token: str
+
+    def check(self) -> None:
+        v = Violations()
+        check_request_id(v, self.request_id, required=False)
+        _text(v, "vehicle_token", self.vehicle_token, required=True, max_len=64)
+        v.check()
+
+
 # --- detections and alarms ------------------------------------------------------------------------
 
 
@@ -241,6 +298,8 @@ class ReportDetections:
             )
             if d.kind is DetectionKind.VEHICLE_MATCH and not _PLATE.match(d.plate):
                 v.add(f"{at}.plate", "is required for a vehicle match (2-16 letters, digits, · or -)")
+            elif d.kind is not DetectionKind.VEHICLE_MATCH and d.plate:
+                v.add(f"{at}.plate", "only a vehicle match carries a plate")
         v.check()
 
 
@@ -396,6 +455,9 @@ class StatisticsQuery:
             v.add("period.start_time", "is required")
         if self.end is None:
             v.add("period.end_time", "is required")
+        for name, value in (("start_time", self.start), ("end_time", self.end)):
+            if value is not None:
+                v.add_if(query_time_problem(value), f"period.{name}")
         if self.start is not None and self.end is not None:
             if self.end <= self.start:
                 v.add("period.end_time", "must be after period.start_time")

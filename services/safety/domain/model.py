@@ -35,6 +35,7 @@ __all__ = [
     "TimelineKind",
     "UnitKind",
     "UnitStatus",
+    "VehicleRecord",
 ]
 
 
@@ -200,7 +201,8 @@ class Detection:
     snapshot_ref: str = ""
     label: str = ""
     person_token: str = ""
-    plate: str = ""
+    # For a vehicle match: the token of the plate read (the plate itself is never kept).
+    vehicle_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,3 +300,17 @@ class PersonRecord:
 
     def __repr__(self) -> str:
         return f"PersonRecord(person_token={self.person_token!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRecord:
+    """A vehicle of concern, decrypted: only ever built for a cleared caller's read."""
+
+    vehicle_token: str
+    plate: str
+    person_token: str
+    recorded_at: datetime
+    updated_at: datetime
+
+    def __repr__(self) -> str:
+        return f"VehicleRecord(vehicle_token={self.vehicle_token!r}, person_token={self.person_token!r})"

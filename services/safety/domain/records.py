@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["PersonRow", "PurchaseRow", "StatisticsRow"]
+__all__ = ["PersonRow", "PurchaseRow", "StatisticsRow", "VehicleRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,16 @@ class PurchaseRow:
     person_token: str
     purchased_at: datetime
     sealed: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRow:
+    vehicle_token: str
+    person_token: str
+    # AES-GCM sealed plate; see services/safety/vault.py.
+    sealed: bytes
+    recorded_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

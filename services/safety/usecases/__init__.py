@@ -10,6 +10,7 @@ from services.safety.usecases.inspections import InspectionUseCases
 from services.safety.usecases.persons import PersonUseCases
 from services.safety.usecases.sites import SiteUseCases
 from services.safety.usecases.statistics import StatisticsUseCases
+from services.safety.usecases.vehicles import VehicleUseCases
 
 __all__ = [
     "AlertUseCases",
@@ -19,6 +20,7 @@ __all__ = [
     "SafetyUseCases",
     "SiteUseCases",
     "StatisticsUseCases",
+    "VehicleUseCases",
 ]
 
 
@@ -28,6 +30,7 @@ class SafetyUseCases:
 
     sites: SiteUseCases
     persons: PersonUseCases
+    vehicles: VehicleUseCases
     detections: DetectionUseCases
     alerts: AlertUseCases
     inspections: InspectionUseCases

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from services.platform.errors import NotFoundError
+from services.platform.errors import NotFoundError, shown
 from services.platform.logs import get_logger
 from services.platform.paging import Page, decode_cursor, paginate
 from services.safety import mapping
@@ -209,7 +209,8 @@ class AlertUseCases:
             alert = locked_alert(tx.repo, command.alert_id, viewer)
             unit = next((u for u in alert.units if u.unit_id == command.unit_id), None)
             if unit is None:
-                raise NotFoundError(f"unit {command.unit_id} not found in alert {alert.alert_id}")
+                raise NotFoundError(f"unit {shown(command.unit_id)} not found in alert {alert.alert_id}")
+            viewer.require_may_move(unit.kind)
             rules.check_unit_step(alert, unit, command.status)
             status = rules.status_after_unit_step(alert, command.status)
             now = self._clock()

@@ -138,7 +138,12 @@ class DetectionUseCases:
                         snapshot_ref=d.snapshot_ref.strip(),
                         label=" ".join(d.label.split()),
                         person_token=d.person_token,
-                        plate=d.plate.strip().upper(),
+                        # The plate itself is never kept: it identifies the car's owner.
+                        vehicle_token=(
+                            self._vault.vehicle_token_for(d.plate)
+                            if d.kind is DetectionKind.VEHICLE_MATCH and d.plate
+                            else ""
+                        ),
                     )
                 )
             tx.repo.insert_detections(detections, now)
@@ -168,11 +173,19 @@ class DetectionUseCases:
         at = max(d.detected_at for d in batch)
         window = tx.repo.window_detections(site_id, at - self._config.risk_window, at)
         observations = [
-            Observation(d.kind, d.zone, d.detected_at, d.confidence, d.label, d.person_token, d.plate)
+            Observation(d.kind, d.zone, d.detected_at, d.confidence, d.label, d.person_token, d.vehicle_token)
             for d in window
         ]
-        faces = [d.person_token for d in window if d.kind is DetectionKind.FACE_MATCH and d.person_token]
-        assessment = assess(observations, self._profiles(tx, sorted(set(faces)), at), at)
+        plates = {d.vehicle_token for d in window if d.vehicle_token}
+        # Who each plate seen is linked to now (a vehicle removed since no longer brings anyone in).
+        owners = tx.repo.vehicle_owners(plates) if plates else {}
+        linked = {
+            d.person_token
+            for d in window
+            if d.person_token and d.kind in (DetectionKind.FACE_MATCH, DetectionKind.VEHICLE_MATCH)
+        }
+        profiles = self._profiles(tx, sorted(linked | set(owners.values())), at)
+        assessment = assess(observations, profiles, at, vehicle_owners=owners)
         counted = [d.detection_id for d in window if d.confidence >= MIN_CONFIDENCE]
         target = absorbing_alert(tx, self._config, site_id, assessment, at, panic=False)
         alert_id, raised = "", False

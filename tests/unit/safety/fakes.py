@@ -27,7 +27,7 @@ from services.safety.domain.model import (
     TimelineEntry,
     UnitStatus,
 )
-from services.safety.domain.records import PersonRow, PurchaseRow, StatisticsRow
+from services.safety.domain.records import PersonRow, PurchaseRow, StatisticsRow, VehicleRow
 
 __all__ = ["FakeSafetyRepository"]
 
@@ -56,6 +56,7 @@ class FakeSafetyRepository:
         self.sensors: dict[str, Sensor] = {}
         self.persons: dict[str, PersonRow] = {}
         self.purchases: dict[str, PurchaseRow] = {}
+        self.vehicles: dict[str, VehicleRow] = {}
         self.detections: dict[str, Detection] = {}
         # Stored without units, detections or timeline (those live in the tables below).
         self.alerts: dict[str, Alert] = {}
@@ -153,6 +154,37 @@ class FakeSafetyRepository:
         found.sort(key=lambda p: p.purchase_id)
         found.sort(key=lambda p: p.purchased_at, reverse=True)
         return found
+
+    # --- vehicles of concern -----------------------------------------------------------------------
+
+    def upsert_vehicle(self, vehicle_token: str, person_token: str, sealed: bytes, now: datetime) -> bool:
+        if person_token not in self.persons:
+            raise KeyError(f"foreign key: no person {person_token}")
+        existing = self.vehicles.get(vehicle_token)
+        if existing is None:
+            self.vehicles[vehicle_token] = VehicleRow(vehicle_token, person_token, sealed, now, now)
+            return True
+        self.vehicles[vehicle_token] = replace(
+            existing, person_token=person_token, sealed=sealed, updated_at=now
+        )
+        return False
+
+    def get_vehicle(self, vehicle_token: str) -> VehicleRow | None:
+        return self.vehicles.get(vehicle_token)
+
+    def list_vehicles(self, person_token: str, after: Cursor | None, limit: int) -> list[VehicleRow]:
+        found = [
+            v
+            for v in self.vehicles.values()
+            if v.person_token == person_token and (after is None or (v.recorded_at, v.vehicle_token) > after)
+        ]
+        return sorted(found, key=lambda v: (v.recorded_at, v.vehicle_token))[:limit]
+
+    def delete_vehicle(self, vehicle_token: str) -> VehicleRow | None:
+        return self.vehicles.pop(vehicle_token, None)
+
+    def vehicle_owners(self, vehicle_tokens: Iterable[str]) -> dict[str, str]:
+        return {t: self.vehicles[t].person_token for t in set(vehicle_tokens) if t in self.vehicles}
 
     # --- detections -------------------------------------------------------------------------------
 
