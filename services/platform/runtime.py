@@ -123,6 +123,8 @@ class ServiceRuntime:
                     host=settings.grpc_host,
                     port=settings.grpc_port,
                     max_workers=settings.grpc_max_workers,
+                    max_pending=settings.grpc_max_pending or None,
+                    max_streams=settings.grpc_max_streams,
                     guards=guards,
                     readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],
                     server_credentials=server_credentials,
