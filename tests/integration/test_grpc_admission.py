@@ -129,9 +129,11 @@ def test_a_call_whose_deadline_passed_in_the_queue_is_never_started(small: GrpcS
         # The queued call was dropped when its deadline passed (cancelled in the queue, or refused when
         # a worker reached it): only the two holds ever ran.
         def not_started() -> float:
-            return sum(
-                RPC_TOTAL.labels(label, "Hold", code)._value.get()
-                for code in ("CANCELLED", "DEADLINE_EXCEEDED")
+            return float(
+                sum(
+                    RPC_TOTAL.labels(label, "Hold", code)._value.get()
+                    for code in ("CANCELLED", "DEADLINE_EXCEEDED")
+                )
             )
 
         wait_until(
