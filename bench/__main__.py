@@ -1,22 +1,29 @@
-"""``python -m bench [telemetry] [options]``: run a benchmark (the default and only one: telemetry)."""
+"""``python -m bench [telemetry|watch] [options]``: run one benchmark, or (no name) every benchmark with
+its defaults, as `make bench` does."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from bench import telemetry
+from bench import telemetry, watch
+
+BENCHMARKS = {"telemetry": telemetry, "watch": watch}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="benchmark")
-    telemetry.add_arguments(sub.add_parser("telemetry", help=telemetry.__doc__.splitlines()[0]))
+    for name, module in BENCHMARKS.items():
+        module.add_arguments(sub.add_parser(name, help=(module.__doc__ or name).splitlines()[0]))
     args = parser.parse_args(argv)
-    if args.benchmark is None:
-        # `make bench`: every benchmark with its defaults.
-        args = parser.parse_args(["telemetry", *(argv or [])])
-    return telemetry.main(args)
+    if args.benchmark is not None:
+        return int(BENCHMARKS[args.benchmark].main(args))
+    # `make bench`: every benchmark with its defaults, each writing its own result file.
+    status = 0
+    for name, module in BENCHMARKS.items():
+        status |= int(module.main(parser.parse_args([name])))
+    return status
 
 
 if __name__ == "__main__":

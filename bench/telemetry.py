@@ -128,13 +128,14 @@ class PathResult:
 
 
 class ServiceProcess:
-    """`python -m services.industry` in its own process, as `make run` starts it."""
+    """`python -m services.<name>` in its own process, as `make run` starts it."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, module: str = "services.industry") -> None:
         self.port = int(env["GRPC_PORT"])
+        self.module = module
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.industry"],
+            [sys.executable, "-m", module],
             cwd=REPO_ROOT,
             env=env,
             stdout=self._log,
@@ -151,7 +152,7 @@ class ServiceProcess:
             stub: Any = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"the industry service exited with {self.process.returncode}")
+                    raise RuntimeError(f"{self.module} exited with {self.process.returncode}")
                 try:
                     status = stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status
                     if status == health_pb2.HealthCheckResponse.SERVING:
@@ -159,7 +160,7 @@ class ServiceProcess:
                 except grpc.RpcError:
                     pass
                 time.sleep(0.3)
-        raise TimeoutError(f"the industry service did not become SERVING within {timeout_s}s")
+        raise TimeoutError(f"{self.module} did not become SERVING within {timeout_s}s")
 
     def cpu_seconds(self) -> float:
         return _cpu_seconds(self.process.pid)

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 __all__ = [
     "AlreadyExistsError",
+    "DeadlineExceededError",
     "DomainError",
     "FailedPreconditionError",
     "FieldViolation",
     "InvalidArgumentError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ResourceExhaustedError",
     "UnauthenticatedError",
     "UnavailableError",
     "Violations",
@@ -120,6 +122,15 @@ class UnauthenticatedError(DomainError):
 class UnavailableError(DomainError):
     """A dependency (another service, the database, the broker) cannot be reached now; the caller may
     retry later. The message names the dependency, never its credentials."""
+
+
+class ResourceExhaustedError(DomainError):
+    """This replica is at a configured limit (open streams, queued calls); nothing was done. The message
+    names the limit. Retry later or elsewhere; retrying at once only adds to the load."""
+
+
+class DeadlineExceededError(DomainError):
+    """The caller's deadline passed before the work could start or finish; nothing was committed."""
 
 
 class Violations:

@@ -13,6 +13,8 @@ __all__ = [
     "CONSUMER_RECORDS",
     "DEAD_LETTERS",
     "EVENTS_PUBLISHED",
+    "GRPC_CALLS_PENDING",
+    "GRPC_STREAMS_OPEN",
     "OUTBOX_BACKLOG",
     "RPC_LATENCY",
     "RPC_TOTAL",
@@ -28,6 +30,12 @@ RPC_LATENCY = Histogram(
     "gRPC call latency",
     ["service", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+GRPC_STREAMS_OPEN = Gauge(
+    "cityhub_grpc_streams_open", "Server-streaming calls (watchers) open on this replica", ["service"]
+)
+GRPC_CALLS_PENDING = Gauge(
+    "cityhub_grpc_calls_pending", "Unary calls admitted and not yet finished (queued or running)", ["service"]
 )
 OUTBOX_BACKLOG = Gauge("cityhub_outbox_backlog", "Outbox rows not yet published", ["service"])
 EVENTS_PUBLISHED = Counter(

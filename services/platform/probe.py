@@ -3,9 +3,18 @@
 ``Echo`` exercises the bootstrap: metadata, request ids, trace context and the mapping of domain errors
 to status codes. ``GetPersonRecord`` returns a made-up person whose fields carry every sensitivity
 category (nested and repeated), so the security layer can be tested end to end without a domain service.
+``Hold`` (a unary call that keeps its worker busy) and ``Ticks`` (an endless stream) let the server's
+admission limits and its unstarvable health be tested.
 """
 
 from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from cityhub.testing.v1 import testing_pb2, testing_pb2_grpc
@@ -28,6 +37,8 @@ PROBE_SERVICE = "cityhub.testing.v1.ProbeService"
 POLICY: PolicyTable = {
     # Anyone authenticated may check that the service answers.
     "Echo": RpcPolicy(roles=ALL_ROLES),
+    "Hold": RpcPolicy(roles=ALL_ROLES),
+    "Ticks": RpcPolicy(roles=ALL_ROLES),
     # Shaped like a real person lookup: district-wide investigators, the duty room of the site concerned,
     # and district operators and services, who receive it masked.
     "GetPersonRecord": RpcPolicy(
@@ -74,6 +85,27 @@ class ProbeServicer(testing_pb2_grpc.ProbeServiceServicer):
         return testing_pb2.EchoResponse(
             text=request.text, request_id=call.request_id, trace_id=call.trace.trace_id
         )
+
+    def Hold(  # noqa: N802
+        self,
+        request: testing_pb2.HoldRequest,
+        context: grpc.ServicerContext,  # noqa: ARG002
+    ) -> testing_pb2.HoldResponse:
+        if not 0 <= request.hold_ms <= 60_000:
+            raise InvalidArgumentError.of("hold_ms", "must be between 0 and 60000")
+        time.sleep(request.hold_ms / 1000)
+        return testing_pb2.HoldResponse(thread_name=threading.current_thread().name)
+
+    async def Ticks(  # noqa: N802
+        self,
+        request: testing_pb2.TicksRequest,
+        context: grpc.aio.ServicerContext[Any, Any],  # noqa: ARG002
+    ) -> AsyncIterator[testing_pb2.TicksResponse]:
+        if not 1 <= request.interval_ms <= 60_000:
+            raise InvalidArgumentError.of("interval_ms", "must be between 1 and 60000")
+        for sequence in itertools.count():
+            yield testing_pb2.TicksResponse(sequence=sequence)
+            await asyncio.sleep(request.interval_ms / 1000)
 
     def GetPersonRecord(  # noqa: N802
         self,

@@ -130,6 +130,8 @@ class ServiceRuntime:
                     host=settings.grpc_host,
                     port=settings.grpc_port,
                     max_workers=settings.grpc_max_workers,
+                    max_pending=settings.grpc_max_pending or None,
+                    max_streams=settings.grpc_max_streams,
                     # Bad input is refused after authentication and policy, before any handler runs.
                     guards=[*guards, InputGuard(spec.input_rules)],
                     readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],

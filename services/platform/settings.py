@@ -42,7 +42,13 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.2
     grpc_shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
+    # Threads for unary calls (blocking PostgreSQL work). Streams do not take one: they live on the loop.
     grpc_max_workers: Annotated[int, Field(ge=1, le=1024)] = 16
+    # Unary calls queued or running per replica before new ones are refused with RESOURCE_EXHAUSTED;
+    # 0 means 16 per worker.
+    grpc_max_pending: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    # Open server streams (watchers) per replica before new ones are refused with RESOURCE_EXHAUSTED.
+    grpc_max_streams: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
     # Start-up gives up on an unreachable database or broker after this long, naming the setting, rather
     # than hang (libpq counts whole seconds, at least 2).
     db_connect_timeout_s: Annotated[int, Field(ge=2, le=300)] = 5

@@ -5,6 +5,7 @@ to them."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from cityhub.safety.v1 import safety_pb2_grpc
@@ -28,6 +29,7 @@ from services.safety.usecases import (
     StatisticsUseCases,
     VehicleUseCases,
 )
+from services.safety.usecases.alerts import read_changed_alerts
 from services.safety.usecases.common import SafetyConfig, SafetyUnitOfWork
 from services.safety.vault import PersonVault, load_person_key
 
@@ -57,18 +59,20 @@ def build(
     try:
         schema = settings.service_name
         pool = runtime.pool
-        feed = AlertFeed(
-            lambda: dedicated_connection(pool),
-            alert_channel(schema),
-            queue_size=settings.safety_watch_queue_size,
-        )
-        # Open watch streams end as soon as the server begins to stop, instead of holding it for the grace.
-        runtime.server.on_stop(feed.close)
         # Request fingerprints are keyed (vault.mac): a RecordPerson command holds an identity number, and
         # a plain hash of one could be reversed by trying every plausible number.
         uow: SafetyUnitOfWork = PostgresUnitOfWork(
             pool, SafetyRepository, runtime.outbox, fingerprint=vault.mac
         )
+        # One change feed per process: it reads each changed alert once for every watcher.
+        feed = AlertFeed(
+            lambda: dedicated_connection(pool),
+            alert_channel(schema),
+            load=partial(read_changed_alerts, uow),
+            queue_size=settings.safety_watch_queue_size,
+        )
+        # Open watch streams end as soon as the server begins to stop, instead of holding it for the grace.
+        runtime.server.on_stop(feed.close)
         config = SafetyConfig(
             risk_window=timedelta(seconds=settings.safety_risk_window_s),
             dedup_window=timedelta(seconds=settings.safety_alert_dedup_window_s),

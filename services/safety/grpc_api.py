@@ -20,7 +20,8 @@ duty room; the identity behind a token is for police and investigators. See docs
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
@@ -286,18 +287,18 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):
             alerts=[mapping.alert_pb(a) for a in alerts], page=mapping.page_response(token)
         )
 
-    def WatchAlerts(  # noqa: N802
-        self, request: safety_pb2.WatchAlertsRequest, context: grpc.ServicerContext
-    ) -> Iterator[safety_pb2.WatchAlertsResponse]:
-        changes = self._alerts.watch_alerts(
-            viewer_of_current_call(),
-            request.site_id,
-            include_open=request.include_open,
-            active=context.is_active,
+    async def WatchAlerts(  # noqa: N802
+        self, request: safety_pb2.WatchAlertsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[safety_pb2.WatchAlertsResponse]:
+        # An async generator: the platform serves it on the event loop, so a watcher holds no thread.
+        async def live() -> None:
             # Response headers tell the client the watch is live: changes committed from now on reach it.
-            on_live=lambda: context.send_initial_metadata(((WATCH_LIVE_METADATA, "true"),)),
+            await context.send_initial_metadata(((WATCH_LIVE_METADATA, "true"),))
+
+        changes = self._alerts.watch_alerts(
+            viewer_of_current_call(), request.site_id, include_open=request.include_open, on_live=live
         )
-        for change, alert in changes:
+        async for change, alert in changes:
             yield safety_pb2.WatchAlertsResponse(
                 change=mapping.ALERT_CHANGE.to_proto(change), alert=mapping.alert_pb(alert)
             )

@@ -4,7 +4,8 @@ event (outbox) and its notification to watchers in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from services.platform.errors import NotFoundError, shown
 from services.platform.logs import get_logger
 from services.platform.paging import Page, decode_cursor, paginate
 from services.safety import mapping
-from services.safety.alert_feed import CLOSED, RESYNC, AlertFeed, Change
+from services.safety.alert_feed import CLOSED, RESYNC, AlertFeed, Update
 from services.safety.domain import alerts as rules
 from services.safety.domain.access import Viewer
 from services.safety.domain.commands import Acknowledge, Dispatch, RaiseAlarm, Resolve, UpdateUnit
@@ -45,10 +46,14 @@ from services.safety.usecases.common import (
 )
 from services.safety.usecases.raising import absorb, absorbing_alert, raise_alert
 
-__all__ = ["AlertUseCases"]
+__all__ = ["AlertUseCases", "read_changed_alerts"]
 
 log = get_logger()
 _ALARM_SENSORS = frozenset({SensorKind.PANIC_BUTTON, SensorKind.PATROL_APP})
+
+
+async def _nothing() -> None:
+    return None
 
 
 class AlertUseCases:
@@ -299,48 +304,62 @@ class AlertUseCases:
             )
             return full_alert(tx.repo, alert.alert_id, viewer)
 
-    def watch_alerts(
+    async def watch_alerts(
         self,
         viewer: Viewer,
         site_id: str,
         *,
         include_open: bool,
-        active: Callable[[], bool],
-        on_live: Callable[[], None] = lambda: None,
-    ) -> Iterator[tuple[AlertChangeKind, Alert]]:
+        on_live: Callable[[], Awaitable[None]] = _nothing,
+    ) -> AsyncIterator[tuple[AlertChangeKind, Alert]]:
         """Alerts in the caller's scope as they change, until the client goes or the service stops.
 
-        Subscribes before reading the open alerts, so nothing committed in between is missed (it may be
-        sent twice: a watcher keys by alert id). ``on_live`` runs once the subscription is listening."""
+        Runs on the gRPC server's event loop: waiting costs no thread, and database reads go to a worker
+        thread. Subscribes before reading the open alerts, so nothing committed in between is missed (it
+        may be sent twice: a watcher keys by alert id). ``on_live`` runs once the subscription is listening.
+        """
         if self._feed is None:
             raise RuntimeError("this AlertUseCases was built without an alert feed")
         sites = viewer.sites_for(site_id)
-        with self._feed.subscribe(sites) as subscription:
-            on_live()
+        if site_id:
+            await asyncio.to_thread(self._require_site, site_id)
+        async with self._feed.subscribe(sites) as subscription:
+            await on_live()
             if include_open:
-                yield from self._open_alerts(sites, viewer)
-            while active():
-                item = subscription.get(timeout=0.5)
-                if item is None:
-                    continue
+                for pair in await asyncio.to_thread(self._open_alerts, sites, viewer):
+                    yield pair
+            while True:
+                item = await subscription.get()
                 if item is CLOSED:
                     return
                 if item is RESYNC:
-                    yield from self._open_alerts(sites, viewer)
+                    for pair in await asyncio.to_thread(self._open_alerts, sites, viewer):
+                        yield pair
                     continue
-                if not isinstance(item, Change):
-                    continue
-                with self._uow.transaction() as tx:
-                    alert = tx.repo.get_alert(item.alert_id, full=True)
-                if alert is not None and viewer.sees(alert.site_id):
-                    yield AlertChangeKind(item.change), alert
+                if isinstance(item, Update) and viewer.sees(item.alert.site_id):
+                    yield AlertChangeKind(item.change), item.alert
+
+    def _require_site(self, site_id: str) -> None:
+        with self._uow.transaction() as tx:
+            if tx.repo.get_site(site_id) is None:
+                raise NotFoundError("site not found")
 
     def _open_alerts(
         self, sites: frozenset[str] | None, viewer: Viewer
-    ) -> Iterator[tuple[AlertChangeKind, Alert]]:
+    ) -> list[tuple[AlertChangeKind, Alert]]:
         with self._uow.transaction() as tx:
             ids = [a.alert_id for a in tx.repo.open_alerts(sites)]
             found = [tx.repo.get_alert(alert_id, full=True) for alert_id in ids]
-        for alert in found:
-            if alert is not None and viewer.sees(alert.site_id):
-                yield AlertChangeKind.OPEN, alert
+        return [
+            (AlertChangeKind.OPEN, alert)
+            for alert in found
+            if alert is not None and viewer.sees(alert.site_id)
+        ]
+
+
+def read_changed_alerts(uow: SafetyUnitOfWork, alert_ids: Sequence[str]) -> dict[str, Alert]:
+    """The alerts a batch of notifications names, as committed: the alert feed's ``load``, which reads
+    each changed alert once for every watcher."""
+    with uow.transaction() as tx:
+        found = {alert_id: tx.repo.get_alert(alert_id, full=True) for alert_id in alert_ids}
+    return {alert_id: alert for alert_id, alert in found.items() if alert is not None}

@@ -8,11 +8,13 @@ import secrets
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
 from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.platform.security import SecuritySettings, TokenIssuer
 from services.safety.bootstrap import build
@@ -296,3 +298,43 @@ def test_the_server_stops_promptly_with_watch_streams_open(
     finally:
         channel.close()
         runtime.close()
+
+
+def test_many_watching_duty_rooms_do_not_starve_health_or_the_alarm(safety: Safety) -> None:
+    # Forty schools' duty rooms and the command centre watch: far more streams than worker threads (16).
+    sites = [safety.register_site(f"Luqiao School {index}") for index in range(40)]
+    rooms = [safety.watch(**safety.duty_room(site.site_id)) for site in sites for _ in range(2)]
+    centre = [safety.watch(OPERATOR) for _ in range(20)]
+    try:
+        with grpc.insecure_channel(safety.runtime.address) as channel:
+            health: Any = health_pb2_grpc.HealthStub(channel)
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        target = sites[7]
+        button = safety.register_sensor(target.site_id, safety_pb2.SENSOR_KIND_PANIC_BUTTON, "gate")
+        pressed = safety.call(
+            "RaiseAlarm",
+            safety_pb2.RaiseAlarmRequest(
+                request_id=f"press-{target.site_id}", site_id=target.site_id, sensor_id=button.sensor_id
+            ),
+            **safety.duty_room(target.site_id),
+        )
+        alert_id = pressed.alert.alert_id
+        for watcher in [*rooms[14:16], *centre]:
+            watcher.wait_for(lambda r: r.alert.alert_id == alert_id, "the alarm on every watching stream")
+        # Other schools' rooms are not told.
+        assert all(not w.changes(alert_id) for w in rooms[:14] + rooms[16:])
+    finally:
+        for watcher in [*rooms, *centre]:
+            watcher.call.cancel()
+
+
+def test_watching_an_unknown_site_is_not_found_instead_of_a_silent_stream(safety: Safety) -> None:
+    call = safety.stub.WatchAlerts(
+        safety_pb2.WatchAlertsRequest(site_id="site_does_not_exist"),
+        metadata=safety.metadata(OPERATOR),
+        timeout=10,
+    )
+    with pytest.raises(grpc.RpcError) as refused:
+        next(iter(call))
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
