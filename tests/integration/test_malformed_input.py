@@ -610,6 +610,29 @@ def _judge(service: Service, method: MethodDescriptor) -> Judge:
     return Judge(service, method, metadata, call, streaming)
 
 
+# Bytes no protobuf message decodes from: a truncated varint, a length running past the end, a bad wire type.
+UNDECODABLE = (b"\xff\xff\xff\xff", b"\x0a\xff\x01ab", b"\x0f")
+
+
+def _undecodable(judge: Judge) -> list[str]:
+    """Bytes that are not the request message are the caller's error: INVALID_ARGUMENT naming ``request``,
+    never grpcio's INTERNAL "Exception deserializing request!"."""
+    path = f"/{judge.method.containing_service.full_name}/{judge.method.name}"
+    channel = judge.service.channel
+    raw: Any = channel.unary_stream(path) if judge.streaming else channel.unary_unary(path)
+    failures = []
+    for payload in UNDECODABLE:
+        try:
+            answer = raw(payload, metadata=judge.metadata, timeout=UNARY_DEADLINE_S)
+            if judge.streaming:
+                list(answer)
+            failures.append(f"{judge.method.full_name} [undecodable {payload!r}]: answered OK")
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.INVALID_ARGUMENT or "request" not in (error.details() or ""):
+                failures.append(f"{judge.method.full_name} [undecodable {payload!r}]: {error.code().name}")
+    return failures
+
+
 def _methods(service: Service) -> list[MethodDescriptor]:
     pool = descriptor_pool.Default()
     found: list[MethodDescriptor] = []
@@ -654,6 +677,7 @@ def test_no_malformed_request_answers_internal_hangs_or_stores(service: Service)
             cases = [c for c in cases if "1001" not in c.what][:40]
         for case in cases:
             judge(case)
+        judge.failures.extend(_undecodable(judge))
         _run_hypothesis(judge, method.input_type)
         if not judge.answered_ok:
             service.outbox_drained()
