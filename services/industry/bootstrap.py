@@ -24,7 +24,7 @@ from services.industry.usecases.utilisation import UtilisationQueries
 from services.platform.logs import get_logger
 from services.platform.runtime import ServiceRuntime, ServiceSpec
 from services.platform.security import SecuritySettings
-from services.platform.uow import PostgresUnitOfWork, UnitOfWork
+from services.platform.uow import UnitOfWork
 from services.platform.validation import InputRules
 
 __all__ = ["ROLLUP_CONSUMER", "build", "config_of", "sample_limits"]
@@ -88,7 +88,7 @@ def build(
         )
         directory.refresh()
         config = config_of(settings)
-        uow: UnitOfWork[IndustryStore] = PostgresUnitOfWork(runtime.pool, IndustryRepository, runtime.outbox)
+        uow: UnitOfWork[IndustryStore] = runtime.unit_of_work(IndustryRepository)
         ingest = TelemetryIngest(
             directory,
             runtime.producer,
@@ -98,6 +98,7 @@ def build(
             limits=sample_limits(settings),
             max_samples=settings.industry_telemetry_max_samples_per_request,
             ack_timeout_s=settings.industry_telemetry_ack_timeout_s,
+            breaker=runtime.breaker("Kafka"),
         )
         servicer = IndustryServicer(
             Registry(uow, config, directory),

@@ -28,8 +28,9 @@ class IndustrySettings(ServiceSettings):
     # An unknown device id is looked up in the database again at most this often (devices registered
     # by another replica become known within this time; a flood of bad ids costs no query per sample).
     industry_device_recheck_interval_s: Annotated[float, Field(gt=0, le=300)] = 2.0
-    # How long the ingest RPC waits for Kafka's acknowledgement before failing (the client retries).
-    industry_telemetry_ack_timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    # The longest the ingest RPC waits for Kafka's acknowledgement (a caller's shorter deadline wins)
+    # before answering UNAVAILABLE; the client retries with the same request id.
+    industry_telemetry_ack_timeout_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     # Power beyond this multiple of the machine's rated power is physically implausible.
     industry_power_rated_multiple: Annotated[float, Field(ge=1, le=10)] = 2.0
     industry_temperature_min_c: float = -50.0

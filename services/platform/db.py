@@ -122,17 +122,28 @@ def create_pool(
     name: str = "",
     connect_timeout_s: int | None = None,
     open_timeout_s: float = 30.0,
+    statement_timeout_s: float | None = None,
 ) -> ConnectionPool:
     """A pool whose connections see ``schema`` first; opened and checked before it is returned (closed
-    again, its workers stopped, when it cannot open within ``open_timeout_s``)."""
+    again, its workers stopped, when it cannot open within ``open_timeout_s``). ``statement_timeout_s``
+    is every statement's default ceiling. A connection is checked as it is handed out, so after a
+    PostgreSQL restart callers get fresh connections instead of the dead ones."""
     _check_identifier(schema, "schema")
+    options = f"-c search_path={schema}"
+    if statement_timeout_s is not None:
+        options += f" -c statement_timeout={int(statement_timeout_s * 1000)}"
     pool = ConnectionPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         name=name or schema,
+        check=ConnectionPool.check_connection,
+        # psycopg_pool retries a failed connection with doubling delays until this timeout, so after a
+        # long outage the next attempt could be half a minute away. Giving up early makes the next
+        # request start a fresh attempt at once: back within a second or two of PostgreSQL returning.
+        reconnect_timeout=_RECONNECT_TIMEOUT_S,
         kwargs={
-            "options": f"-c search_path={schema}",
+            "options": options,
             "autocommit": False,
             **_timeout_kwargs(connect_timeout_s),
         },
@@ -144,6 +155,9 @@ def create_pool(
         pool.close()
         raise
     return pool
+
+
+_RECONNECT_TIMEOUT_S = 4.0
 
 
 def _timeout_kwargs(connect_timeout_s: int | None) -> dict[str, Any]:
@@ -171,6 +185,7 @@ def set_up_database(
     max_size: int = 10,
     connect_timeout_s: int | None = None,
     open_timeout_s: float = 30.0,
+    statement_timeout_s: float | None = None,
 ) -> ConnectionPool:
     """Provision, migrate and open a pool for one service: what every composition root calls.
 
@@ -188,4 +203,5 @@ def set_up_database(
         max_size=max_size,
         connect_timeout_s=connect_timeout_s,
         open_timeout_s=open_timeout_s,
+        statement_timeout_s=statement_timeout_s,
     )

@@ -23,26 +23,36 @@ import inspect
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from concurrent import futures
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
+import psycopg
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+from kafka import errors as kafka_errors
+from psycopg_pool import PoolTimeout
 
-from services.platform import errors
+from services.platform import deadlines, errors
 from services.platform.logs import bind_context, clear_context, get_logger
-from services.platform.metrics import GRPC_CALLS_PENDING, GRPC_STREAMS_OPEN, RPC_LATENCY, RPC_TOTAL
+from services.platform.metrics import (
+    DEPENDENCY_UP,
+    GRPC_CALLS_PENDING,
+    GRPC_STREAMS_OPEN,
+    RPC_LATENCY,
+    RPC_TOTAL,
+)
 from services.platform.tracing import TraceContext, new_request_id, parse_traceparent, set_current_trace
 
 __all__ = [
+    "DEPENDENCY_HEALTH_PREFIX",
     "OPEN_SERVICES",
     "CallInfo",
     "GrpcServer",
@@ -61,6 +71,8 @@ OPEN_SERVICES = frozenset(
 )
 
 ReadinessCheck = Callable[[], bool]
+# Health names reporting one dependency each ("dependency.postgres", "dependency.kafka").
+DEPENDENCY_HEALTH_PREFIX = "dependency."
 
 
 @dataclass(slots=True)
@@ -141,7 +153,22 @@ def status_for(error: errors.DomainError) -> status_pb2.Status:
     return status
 
 
+def _dependency_failure(exc: BaseException) -> errors.UnavailableError | None:
+    """A dependency that is down is UNAVAILABLE wherever the failure surfaced (a use case's own read, the
+    audit log, a producer), never INTERNAL: the caller should retry, and its request id makes it safe."""
+    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+        return errors.UnavailableError("the database is unavailable; retry with the same request_id")
+    if isinstance(exc, kafka_errors.KafkaTimeoutError | kafka_errors.KafkaConnectionError) or (
+        isinstance(exc, kafka_errors.KafkaError) and getattr(exc, "retriable", False)
+    ):
+        return errors.UnavailableError("Kafka is unavailable; retry with the same request_id")
+    return None
+
+
 def _code_of(exc: BaseException) -> grpc.StatusCode:
+    dependency = _dependency_failure(exc) if not isinstance(exc, errors.DomainError | _Aborted) else None
+    if dependency is not None:
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, _Aborted):
         return exc.code
     if isinstance(exc, errors.DomainError):
@@ -351,6 +378,7 @@ class _PlatformInterceptor(grpc.aio.ServerInterceptor):
         # Each call runs in its own asyncio task, so these bindings are the call's own; the pool work
         # below runs in a copy of this context.
         _current_call.set(call)
+        deadlines.set_deadline(deadline)
         set_current_trace(trace)
         bind_context(rpc=method, request_id=request_id, trace_id=trace.trace_id)
         return call
@@ -494,6 +522,9 @@ class _PlatformInterceptor(grpc.aio.ServerInterceptor):
     def _failure(self, call: CallInfo, exc: BaseException) -> grpc.Status:
         if isinstance(exc, _Aborted):
             return _with_request_id(exc.status, call.request_id)
+        dependency = _dependency_failure(exc)
+        if dependency is not None:
+            exc = dependency
         if isinstance(exc, errors.DomainError):
             status = status_for(exc)
             log.info("rpc_refused", code=_code_of(exc).name, reason=exc.message)
@@ -530,6 +561,7 @@ class GrpcServer:
         max_streams: int = 2000,
         guards: Sequence[Guard] = (),
         readiness_checks: Sequence[ReadinessCheck] = (),
+        essential: Collection[str] | None = None,
         readiness_interval_s: float = 2.0,
         server_credentials: grpc.ServerCredentials | None = None,
         options: Sequence[tuple[str, Any]] = (),
@@ -546,6 +578,12 @@ class GrpcServer:
         self._interceptor = _PlatformInterceptor(service_label, guards, self._pool, self._admission)
         self._service_names: list[str] = []
         self._checks = list(readiness_checks)
+        # A check is named by its ``name`` attribute (PostgresCheck: "postgres"). Only essential ones
+        # decide SERVING; the others report a degraded dependency (metric, log, dependency health name).
+        self._named = [
+            (str(getattr(check, "name", f"check{i}")), check) for i, check in enumerate(self._checks)
+        ]
+        self._essential = None if essential is None else frozenset(essential)
         self._interval = readiness_interval_s
         self._stopping = threading.Event()
         self._ready_thread: threading.Thread | None = None
@@ -661,38 +699,55 @@ class GrpcServer:
             max_pending=self._admission.max_pending,
         )
 
-    def _ready(self) -> bool:
-        for check in self._checks:
+    def _probe(self) -> dict[str, bool]:
+        states: dict[str, bool] = {}
+        for name, check in self._named:
             try:
-                if not check():
-                    return False
+                states[name] = bool(check())
             except Exception:  # noqa: BLE001 - a failing probe means not ready, never a crash
-                return False
-        return True
+                states[name] = False
+        return states
 
-    def _set_health(self, serving: bool) -> None:
-        state = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+    def _serving(self, states: dict[str, bool]) -> bool:
+        return all(up for name, up in states.items() if self._essential is None or name in self._essential)
+
+    def _set_health(self, updates: dict[str, bool]) -> None:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
 
         async def apply() -> None:
-            for name in ("", *self._service_names):
-                await self._health.set(name, state)
+            for name, up in updates.items():
+                await self._health.set(name, serving if up else not_serving)
 
         self._on_loop(apply(), timeout_s=5)
 
     def _watch_readiness(self) -> None:
         serving: bool | None = None
+        known: dict[str, bool] = {}
         while not self._stopping.is_set():
-            ready = self._ready()
-            if ready != serving and not self._stopping.is_set():
+            states = self._probe()
+            ready = self._serving(states)
+            updates: dict[str, bool] = {}
+            if ready != serving:
+                updates.update(dict.fromkeys(("", *self._service_names), ready))
+            for name, up in states.items():
+                if known.get(name) != up:
+                    # Each dependency has a health name of its own (grpc_health_probe -service
+                    # dependency.kafka): a degraded one is visible without taking the service out of rotation.
+                    updates[f"{DEPENDENCY_HEALTH_PREFIX}{name}"] = up
+                    DEPENDENCY_UP.labels(self._label, name).set(1 if up else 0)
+                    if name in known:
+                        log.info("dependency_changed", dependency=name, up=up, serving=ready)
+            if updates and not self._stopping.is_set():
                 try:
-                    self._set_health(ready)
+                    self._set_health(updates)
                 except (RuntimeError, futures.TimeoutError):  # the loop is stopping with us
                     return
-                log.info("grpc_health_changed", serving=ready)
+                if ready != serving:
+                    log.info("grpc_health_changed", serving=ready)
                 serving = ready
-            self._stopping.wait(self._interval if ready else min(self._interval, 0.25))
+                known = states
+            self._stopping.wait(self._interval if all(states.values()) else min(self._interval, 0.25))
 
     def on_stop(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` when stopping begins, after new calls are refused and before in-flight calls are

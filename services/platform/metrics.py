@@ -12,6 +12,8 @@ __all__ = [
     "CONSUMER_LAG",
     "CONSUMER_RECORDS",
     "DEAD_LETTERS",
+    "DEPENDENCY_BREAKER_OPEN",
+    "DEPENDENCY_UP",
     "EVENTS_PUBLISHED",
     "GRPC_CALLS_PENDING",
     "GRPC_STREAMS_OPEN",
@@ -36,6 +38,16 @@ GRPC_STREAMS_OPEN = Gauge(
 )
 GRPC_CALLS_PENDING = Gauge(
     "cityhub_grpc_calls_pending", "Unary calls admitted and not yet finished (queued or running)", ["service"]
+)
+DEPENDENCY_UP = Gauge(
+    "cityhub_dependency_up",
+    "1 while the service's readiness probe of a dependency passes",
+    ["service", "dependency"],
+)
+DEPENDENCY_BREAKER_OPEN = Gauge(
+    "cityhub_dependency_breaker_open",
+    "1 while calls to a dependency are answered UNAVAILABLE at once (circuit open)",
+    ["service", "dependency"],
 )
 OUTBOX_BACKLOG = Gauge("cityhub_outbox_backlog", "Outbox rows not yet published", ["service"])
 EVENTS_PUBLISHED = Counter(

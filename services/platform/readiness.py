@@ -20,6 +20,8 @@ log = get_logger()
 class PostgresCheck:
     """``SELECT 1`` through the service's own pool, so a pool that cannot connect reads as not ready."""
 
+    name = "postgres"
+
     def __init__(
         self, pool: ConnectionPool | None = None, dsn: str | None = None, timeout_s: float = 2.0
     ) -> None:
@@ -46,6 +48,8 @@ class PostgresCheck:
 
 class KafkaCheck:
     """A cluster metadata request through one long-lived admin client (re-made after a failure)."""
+
+    name = "kafka"
 
     def __init__(self, bootstrap: Sequence[str] | str, timeout_ms: int = 2000) -> None:
         self._bootstrap = [bootstrap] if isinstance(bootstrap, str) else list(bootstrap)

@@ -20,16 +20,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from services.platform.breaker import Breaker
 from services.platform.consumer import BatchHandler, Handler, IdempotentConsumer
 from services.platform.db import set_up_database
 from services.platform.grpc_server import GrpcServer, Guard
+from services.platform.idempotency import Fingerprint, sha256_fingerprint
 from services.platform.kafka import Producer, ensure_topics, make_producer
 from services.platform.logs import configure_logging, get_logger
 from services.platform.metrics import start_metrics_server
@@ -46,11 +48,13 @@ from services.platform.security import (
 )
 from services.platform.security import server_credentials as tls_server_credentials
 from services.platform.settings import ServiceSettings, StartupError
+from services.platform.uow import PostgresUnitOfWork
 from services.platform.validation import InputGuard, InputRules
 
 __all__ = ["ServiceRuntime", "ServiceSpec", "StartupError", "policies_of"]
 
 log = get_logger()
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class ServiceSpec:
     # Limits of the platform's generic input check (services/platform/validation.py) laid over its
     # defaults: per-field length overrides, free-text fields, message types the service screens itself.
     input_rules: InputRules | None = None
+    # Dependencies without which the service cannot do its main job: health says NOT_SERVING while one
+    # is down. The others degrade (metrics, logs, a ``dependency.<name>`` health name) but keep it in
+    # rotation: a service whose writes go through the outbox keeps taking them while Kafka is away.
+    essential: frozenset[str] = frozenset({"postgres"})
 
 
 def policies_of(spec: ServiceSpec) -> dict[str, PolicyTable]:
@@ -94,6 +102,8 @@ class ServiceRuntime:
         # Everything close() looks at exists before anything can fail, so a failed start closes what it
         # opened and the error that stopped it is the one that surfaces.
         self._closers: list[Callable[[], Any]] = []
+        self._breakers: dict[str, Breaker] = {}
+        self._breakers_lock = threading.Lock()
         self._server: GrpcServer | None = None
         self._relay: BackgroundRelay | None = None
         self._consumers: list[tuple[IdempotentConsumer, threading.Thread]] = []
@@ -135,6 +145,7 @@ class ServiceRuntime:
                     # Bad input is refused after authentication and policy, before any handler runs.
                     guards=[*guards, InputGuard(spec.input_rules)],
                     readiness_checks=[PostgresCheck(self.pool), KafkaCheck(settings.kafka_bootstrap_list)],
+                    essential=spec.essential,
                     server_credentials=server_credentials,
                 )
             except RuntimeError as error:  # the port is taken or the host is not this machine's
@@ -159,6 +170,7 @@ class ServiceRuntime:
                 connect_timeout_s=settings.db_connect_timeout_s,
                 # Provisioning has just connected: the pool's own connections come at once or not at all.
                 open_timeout_s=max(float(settings.db_connect_timeout_s) * 2, 5.0),
+                statement_timeout_s=settings.db_statement_timeout_s,
             )
         except (psycopg.OperationalError, PoolTimeout) as error:
             raise StartupError(
@@ -200,6 +212,33 @@ class ServiceRuntime:
         if self._server is None:  # only after a failed __init__, which raised
             raise RuntimeError("the service runtime did not start")
         return self._server
+
+    def breaker(self, dependency: str) -> Breaker:
+        """The one breaker of ``dependency`` in this process ("PostgreSQL", "Kafka"), made on first use."""
+        with self._breakers_lock:
+            if dependency not in self._breakers:
+                self._breakers[dependency] = Breaker(
+                    dependency,
+                    service=self.spec.label,
+                    threshold=self.settings.breaker_threshold,
+                    cooldown_s=self.settings.breaker_cooldown_s,
+                )
+            return self._breakers[dependency]
+
+    def unit_of_work(
+        self, repository: Callable[[psycopg.Connection[Any]], R], *, fingerprint: Fingerprint | None = None
+    ) -> PostgresUnitOfWork[R]:
+        """The service's unit of work on its pool and outbox, bounded by the caller's deadline and the
+        database timeouts in its settings, behind the PostgreSQL breaker."""
+        return PostgresUnitOfWork(
+            self.pool,
+            repository,
+            self.outbox,
+            fingerprint=fingerprint or sha256_fingerprint,
+            breaker=self.breaker("PostgreSQL"),
+            checkout_timeout_s=self.settings.db_pool_timeout_s,
+            statement_timeout_s=self.settings.db_statement_timeout_s,
+        )
 
     def add_closer(self, closer: Callable[[], Any]) -> None:
         """Close ``closer`` with the runtime (after the server and the consumers, before the pool and

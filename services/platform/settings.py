@@ -52,6 +52,14 @@ class ServiceSettings(BaseSettings):
     # Start-up gives up on an unreachable database or broker after this long, naming the setting, rather
     # than hang (libpq counts whole seconds, at least 2).
     db_connect_timeout_s: Annotated[int, Field(ge=2, le=300)] = 5
+    # While running: the longest a call waits for a pooled connection, and the longest one statement may
+    # run; a caller's shorter deadline wins. Past them the caller gets UNAVAILABLE, not a hang.
+    db_pool_timeout_s: Annotated[float, Field(gt=0, le=300)] = 2.0
+    db_statement_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    # After this many consecutive failures of a dependency, calls are answered UNAVAILABLE at once, and
+    # one is let through every cooldown to probe for recovery.
+    breaker_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    breaker_cooldown_s: Annotated[float, Field(gt=0, le=300)] = 2.0
     kafka_connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     # The district's IANA time zone: days, months and "today" in every domain start at its midnight.
     district_time_zone: str = "Asia/Shanghai"

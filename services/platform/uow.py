@@ -14,7 +14,11 @@ A unique key taken by a concurrent request (two creates of one natural key at on
 :class:`AlreadyExistsError` (ALREADY_EXISTS), whichever statement or the commit found it.
 
 The database being unreachable is not a bug: it surfaces as :class:`UnavailableError` (UNAVAILABLE),
-never as INTERNAL, so a caller knows to retry (its request id makes the retry safe).
+never as INTERNAL, so a caller knows to retry (its request id makes the retry safe). The caller's deadline
+bounds the work (:mod:`services.platform.deadlines`): the wait for a pooled connection and every
+statement get what is left of it (capped by their ceilings), and a transaction whose caller's deadline
+passed is rolled back rather than committed. After repeated failures a breaker answers UNAVAILABLE at
+once, without holding a thread, and lets one transaction through now and then to probe for recovery.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ import psycopg
 from google.protobuf.message import Message
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from services.platform.errors import AlreadyExistsError, UnavailableError
+from services.platform import deadlines
+from services.platform.breaker import Breaker
+from services.platform.errors import AlreadyExistsError, DeadlineExceededError, DomainError, UnavailableError
 from services.platform.idempotency import (
     Fingerprint,
     RequestLog,
@@ -130,7 +136,11 @@ class _PostgresTransaction(Generic[R]):
 
 
 class PostgresUnitOfWork(Generic[R]):
-    """Transactions on a pooled connection, with ``repository(conn)`` bound to each."""
+    """Transactions on a pooled connection, with ``repository(conn)`` bound to each.
+
+    ``checkout_timeout_s`` caps the wait for a connection and ``statement_timeout_s`` each statement
+    (the pool's connections carry it as their default; a shorter caller deadline is set per transaction).
+    """
 
     def __init__(
         self,
@@ -139,33 +149,69 @@ class PostgresUnitOfWork(Generic[R]):
         outbox: OutboxWriter,
         *,
         fingerprint: Fingerprint = sha256_fingerprint,
+        breaker: Breaker | None = None,
+        checkout_timeout_s: float = 2.0,
+        statement_timeout_s: float = 15.0,
     ) -> None:
         self._pool = pool
         self._repository = repository
         self._outbox = outbox
         self._fingerprint = fingerprint
+        self._breaker = breaker or Breaker("PostgreSQL")
+        self._checkout_timeout = checkout_timeout_s
+        self._statement_timeout = statement_timeout_s
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTransaction[R]]:
+        probing = self._breaker.before()
+        # A probe of a database that was down asks briefly: it is a question, not a wait.
+        checkout = min(self._checkout_timeout, _PROBE_CHECKOUT_S) if probing else self._checkout_timeout
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with (
+                self._pool.connection(timeout=deadlines.budget(checkout, "a connection")) as conn,
+                conn.transaction(),
+            ):
+                statement_s = deadlines.budget(self._statement_timeout, "the first statement")
+                if statement_s < self._statement_timeout:
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true)", (f"{int(statement_s * 1000)}ms",)
+                    )
                 yield _PostgresTransaction(
                     conn, self._repository(conn), self._outbox, RequestLog(conn, self._fingerprint)
                 )
+                # A caller that has given up must not be told "failed" about a change that then happened.
+                deadlines.check("the commit")
         except PoolTimeout:
+            self._breaker.failed()
             log.warning("database_unavailable", reason="pool_timeout")
             raise UnavailableError(
                 "the database is unavailable (no connection within the pool timeout)"
             ) from None
         except psycopg.errors.UniqueViolation as error:
+            self._breaker.succeeded()
             # Check-then-insert raced another request making the same entity: that is ALREADY_EXISTS,
             # never INTERNAL. (A repeated request id never gets here: the request log waits on its key.)
             raise _already_exists(error) from None
+        except psycopg.errors.QueryCanceled:
+            # Our statement timeout: the caller's deadline if that is what bounded it (the statement ran
+            # out the time the caller had left), else a database too slow to answer within the ceiling
+            # (not counted as down: one slow query is not an outage).
+            remaining = deadlines.remaining_s()
+            if remaining is not None and remaining < self._statement_timeout:
+                raise DeadlineExceededError("the caller's deadline passed during the transaction") from None
+            raise UnavailableError("the database did not answer within the statement timeout") from None
         except psycopg.OperationalError as error:
+            self._breaker.failed()
             log.warning("database_unavailable", reason=type(error).__name__)
             raise UnavailableError("the database is unavailable; retry with the same request_id") from None
+        except DomainError:
+            self._breaker.succeeded()  # the database answered; the request was refused
+            raise
+        else:
+            self._breaker.succeeded()
 
 
+_PROBE_CHECKOUT_S = 0.5
 _KEY_COLUMNS = re.compile(r"^Key \(([^)]{1,200})\)=")
 
 

@@ -14,7 +14,6 @@ from services.platform.db import dedicated_connection
 from services.platform.logs import get_logger
 from services.platform.runtime import ServiceRuntime, ServiceSpec
 from services.platform.security import SecuritySettings
-from services.platform.uow import PostgresUnitOfWork
 from services.safety.alert_feed import AlertFeed, alert_channel
 from services.safety.grpc_api import POLICY, SAFETY_SERVICE, SafetyServicer
 from services.safety.repository import SafetyRepository
@@ -61,9 +60,7 @@ def build(
         pool = runtime.pool
         # Request fingerprints are keyed (vault.mac): a RecordPerson command holds an identity number, and
         # a plain hash of one could be reversed by trying every plausible number.
-        uow: SafetyUnitOfWork = PostgresUnitOfWork(
-            pool, SafetyRepository, runtime.outbox, fingerprint=vault.mac
-        )
+        uow: SafetyUnitOfWork = runtime.unit_of_work(SafetyRepository, fingerprint=vault.mac)
         # One change feed per process: it reads each changed alert once for every watcher.
         feed = AlertFeed(
             lambda: dedicated_connection(pool),

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
+from kafka.errors import KafkaError
 
 from services.industry import mapping
 from services.industry.adapters.device_directory import DeviceDirectory
@@ -41,7 +42,9 @@ from services.industry.domain.telemetry import (
 )
 from services.industry.repository import IndustryRepository
 from services.industry.usecases.common import Clock, utc_now
-from services.platform.errors import InvalidArgumentError
+from services.platform import deadlines
+from services.platform.breaker import Breaker
+from services.platform.errors import InvalidArgumentError, UnavailableError
 from services.platform.kafka import EventEnvelope, Producer
 from services.platform.logs import get_logger
 from services.platform.outbox import OutboxWriter
@@ -63,6 +66,15 @@ class IngestResult:
     rejections: list[Rejection]
 
 
+class DeviceLookup(Protocol):
+    """The registered devices ingest screens against (services/industry/adapters/device_directory.py)."""
+
+    @property
+    def profiles(self) -> Mapping[str, DeviceProfile]: ...
+
+    def resolve(self, device_ids: Iterable[str]) -> Mapping[str, DeviceProfile]: ...
+
+
 class TelemetryIngest:
     """Screen a batch against the device directory, pack the accepted samples into one ``TelemetryBatch``
     record per partition (the partition a record keyed by the device id would go to, so each device's
@@ -70,7 +82,7 @@ class TelemetryIngest:
 
     def __init__(
         self,
-        directory: DeviceDirectory,
+        directory: DeviceLookup,
         producer: Producer,
         *,
         topic: str,
@@ -79,6 +91,7 @@ class TelemetryIngest:
         limits: SampleLimits,
         max_samples: int,
         ack_timeout_s: float,
+        breaker: Breaker | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._directory = directory
@@ -90,6 +103,7 @@ class TelemetryIngest:
         self._limits = limits
         self._max_samples = max_samples
         self._ack_timeout = ack_timeout_s
+        self._breaker = breaker or Breaker("Kafka")
         self._clock_ms = clock_ms
 
     def ingest(
@@ -128,6 +142,24 @@ class TelemetryIngest:
         return IngestResult(screened.accepted_count, screened.rejections)
 
     def _publish(self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int) -> None:
+        """Send and wait for acks=all, within the caller's deadline (capped at the ack timeout). A broker
+        that does not acknowledge in time is UNAVAILABLE; after a few, the breaker answers at once."""
+        self._breaker.before()
+        wait_s = deadlines.budget(self._ack_timeout, "sending to Kafka")
+        started = time.monotonic()
+        try:
+            self._send_and_wait(groups, request_id, received_ms, started + wait_s)
+        except KafkaError as error:
+            self._breaker.failed()
+            log.warning("telemetry_not_acknowledged", error=type(error).__name__, waited_s=round(wait_s, 3))
+            raise UnavailableError(
+                f"Kafka did not acknowledge the samples within {wait_s:.1f}s; retry with the same request_id"
+            ) from None
+        self._breaker.succeeded()
+
+    def _send_and_wait(
+        self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int, until: float
+    ) -> None:
         futures = []
         received = _ms_to_dt(received_ms)
         for bucket, group in groups.items():
@@ -156,7 +188,7 @@ class TelemetryIngest:
         for future in futures:
             # acks=all: once this returns the samples are on every in-sync replica. Raising here fails the
             # RPC; the caller retries with the same request id and consumers skip what got through twice.
-            future.get(timeout=self._ack_timeout)
+            future.get(timeout=max(0.001, until - time.monotonic()))
 
 
 class TelemetryRollup:
