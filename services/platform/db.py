@@ -123,6 +123,7 @@ def create_pool(
     connect_timeout_s: int | None = None,
     open_timeout_s: float = 30.0,
     statement_timeout_s: float | None = None,
+    checkout_timeout_s: float = 30.0,
 ) -> ConnectionPool:
     """A pool whose connections see ``schema`` first; opened and checked before it is returned (closed
     again, its workers stopped, when it cannot open within ``open_timeout_s``). ``statement_timeout_s``
@@ -138,6 +139,8 @@ def create_pool(
         max_size=max_size,
         name=name or schema,
         check=ConnectionPool.check_connection,
+        # Every borrower (the audit log, the relay, readiness) waits at most this for a connection.
+        timeout=checkout_timeout_s,
         # psycopg_pool retries a failed connection with doubling delays until this timeout, so after a
         # long outage the next attempt could be half a minute away. Giving up early makes the next
         # request start a fresh attempt at once: back within a second or two of PostgreSQL returning.
@@ -186,6 +189,7 @@ def set_up_database(
     connect_timeout_s: int | None = None,
     open_timeout_s: float = 30.0,
     statement_timeout_s: float | None = None,
+    checkout_timeout_s: float = 30.0,
 ) -> ConnectionPool:
     """Provision, migrate and open a pool for one service: what every composition root calls.
 
@@ -204,4 +208,5 @@ def set_up_database(
         connect_timeout_s=connect_timeout_s,
         open_timeout_s=open_timeout_s,
         statement_timeout_s=statement_timeout_s,
+        checkout_timeout_s=checkout_timeout_s,
     )

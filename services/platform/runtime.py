@@ -171,6 +171,7 @@ class ServiceRuntime:
                 # Provisioning has just connected: the pool's own connections come at once or not at all.
                 open_timeout_s=max(float(settings.db_connect_timeout_s) * 2, 5.0),
                 statement_timeout_s=settings.db_statement_timeout_s,
+                checkout_timeout_s=settings.db_pool_timeout_s,
             )
         except (psycopg.OperationalError, PoolTimeout) as error:
             raise StartupError(
