@@ -99,15 +99,18 @@ def test_postgres_away_is_unavailable_before_the_deadline_not_serving_and_then_b
 
         proxy.restore()
 
+        seen: list[grpc.StatusCode] = []
+
         def registers() -> bool:
             try:
                 register(stub, token, "After the outage", timeout=10)
             except grpc.RpcError as error:
-                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+                seen.append(error.code())
                 return False
             return True
 
         wait_until(registers, timeout_s=60, what="writes to succeed again")
+        assert set(seen) <= {grpc.StatusCode.UNAVAILABLE}, seen
         wait_until(lambda: health_of(channel) == SERVING, timeout_s=30, what="SERVING again")
     finally:
         channel.close()
@@ -191,20 +194,27 @@ def test_a_change_is_not_committed_after_its_callers_deadline(
     scratch_uow: PostgresUnitOfWork[psycopg.Connection[Any]],
 ) -> None:
     before = rows(scratch_uow)
-    with deadlines.bound(time.monotonic() + 0.3), pytest.raises(DeadlineExceededError, match="commit"):
+
+    def slow_change() -> None:
         with scratch_uow.transaction() as tx:
             tx.repo.execute("INSERT INTO changes VALUES (1)")
             time.sleep(0.4)  # the caller gives up while the work goes on
+
+    with deadlines.bound(time.monotonic() + 0.3), pytest.raises(DeadlineExceededError, match="commit"):
+        slow_change()
     assert rows(scratch_uow) == before
 
 
 def test_a_statement_outliving_the_callers_deadline_is_cancelled_not_waited_for(
     scratch_uow: PostgresUnitOfWork[psycopg.Connection[Any]],
 ) -> None:
-    with deadlines.bound(time.monotonic() + 0.3), pytest.raises(DeadlineExceededError):
+    def stuck_change() -> None:
         with scratch_uow.transaction() as tx:
             tx.repo.execute("INSERT INTO changes VALUES (2)")
             tx.repo.execute("SELECT pg_sleep(30)")
+
+    with deadlines.bound(time.monotonic() + 0.3), pytest.raises(DeadlineExceededError):
+        stuck_change()
     # The insert rolled back with it, and the statement did not hold the caller for 30 s: pytest would
     # have waited that long before reaching here.
     with scratch_uow.transaction() as tx:
