@@ -492,6 +492,7 @@ def _tidy(bootstrap: str, database: str, topics: list[str], schema: str) -> None
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         conn.execute(f'DROP ROLE IF EXISTS "cityhub_{schema}"')
+        conn.execute(f'DROP ROLE IF EXISTS "cityhub_{schema}_owner"')
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, commented by step

@@ -2,7 +2,9 @@
 
 Both connect to ``--database-url`` (default: DATABASE_URL, else the local stack on CITYHUB_PG_PORT, as
 `cityhub infra env` resolves it; an administrative connection: the log of every service schema is read)
-and work on every schema that has an ``audit_log`` table unless ``--schema`` names some.
+and work on every schema that has an ``audit_log`` table unless ``--schema`` names some. ``verify`` also
+reads the chain heads the services anchored on Kafka (``--bootstrap``, ``--anchor-topic``) and checks each
+still matches the recomputed chain.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 from psycopg_pool import ConnectionPool
 
-from services.cli.defaults import database_url_option
+from services.cli.defaults import bootstrap_option, database_url_option
 from services.cli.infra import redact_url
+
+if TYPE_CHECKING:
+    from services.platform.security.audit import Anchor
 
 __all__ = ["audit"]
 
@@ -77,14 +83,40 @@ def audit() -> None:
     """The tamper-evident audit log of sensitive reads and access changes."""
 
 
+def _read_anchors(bootstrap: str, topic: str, names: list[str]) -> dict[str, list[Anchor]] | None:
+    from services.platform.security.anchors import AnchorReadError, read_anchors
+
+    try:
+        return read_anchors(bootstrap, topic, names)
+    except AnchorReadError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot read the anchors on {topic} from {bootstrap}: {exc} "
+            "(--no-anchors checks the chain alone, which a recomputed chain passes)"
+        ) from exc
+
+
 @audit.command()
 @database_url_option
+@bootstrap_option
 @click.option("--schema", "schemas", multiple=True, help="Schema to check (repeatable); default: all")
-def verify(database_url: str, schemas: tuple[str, ...]) -> None:
-    """Check every row's hash chain; exit 1 naming the first broken row.
+@click.option(
+    "--anchor-topic",
+    envvar="AUDIT_ANCHOR_TOPIC",
+    default="cityhub.audit.anchors.v1",  # anchors.ANCHOR_TOPIC, spelt out: the CLI imports lazily
+    show_default=True,
+    help="Where the services anchor their chain heads [AUDIT_ANCHOR_TOPIC]",
+)
+@click.option("--no-anchors", is_flag=True, help="Check the chain alone (no broker at hand)")
+def verify(
+    database_url: str, bootstrap: str, schemas: tuple[str, ...], anchor_topic: str, no_anchors: bool
+) -> None:
+    """Check every row's hash chain and every anchored head; exit 1 naming the first broken row or anchor.
 
-    Note each head (last id and hash) somewhere else: cutting rows off the end leaves a valid, shorter chain
-    that only a remembered head reveals.
+    Each service publishes its chain head (last id and hash) to the anchor topic, out of the database's
+    reach. A history rewritten with the chain recomputed after it (what a database superuser could do), or
+    rows cut off the end, no longer match an anchor published before.
     """
     from services.platform.security.audit import AuditLog
 
@@ -93,13 +125,31 @@ def verify(database_url: str, schemas: tuple[str, ...]) -> None:
         names = _schemas(pool, schemas)
         if not names:
             raise click.ClickException("no schema has an audit_log table")
+        anchors = None if no_anchors else _read_anchors(bootstrap, anchor_topic, names)
         for name in names:
-            report = AuditLog(pool, schema=name).check()
-            if report.ok:
-                click.echo(f"{name}: ok, {report.rows} rows, head {report.head_id} {report.head_hash}")
-            else:
+            own = (anchors or {}).get(name, [])
+            report = AuditLog(pool, schema=name).check(own)
+            if not report.ok:
                 broken = True
-                click.echo(f"{name}: BROKEN at row {report.first_broken_id}: {report.reason}")
+                where = (
+                    report.broken_anchor.describe()
+                    if report.broken_anchor is not None
+                    else f"row {report.first_broken_id}"
+                )
+                click.echo(f"{name}: BROKEN at {where}: {report.reason}")
+                continue
+            line = f"{name}: ok, {report.rows} rows, head {report.head_id} {report.head_hash}"
+            if own:
+                line += f", {report.anchors_checked} anchors checked"
+                line += f", newest anchored row {report.newest_anchor_id}"
+            elif no_anchors:
+                line += " (chain only: anchors not read)"
+            else:
+                line += (
+                    f" (no anchor on {anchor_topic} yet: only the chain itself was checked,"
+                    " which a recomputed chain passes)"
+                )
+            click.echo(line)
     if broken:
         raise SystemExit(1)
 

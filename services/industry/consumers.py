@@ -7,6 +7,11 @@ sample, and the rollup managed ~5,000 samples/s on this machine, less than the d
 one sample a second. Applied per poll, a device's rows are written once per poll however many of its
 samples it holds (see docs/services/industry.md, Benchmark). The record handler is what the platform
 falls back to, record by record, when a poll fails, so that only a bad record is dead-lettered.
+
+Poison, besides what the platform already catches (undecodable values, unknown types): a record that is
+not a TelemetryBatch, and one with a sample naming a device the registry does not have or a state code
+no device sends (:class:`UnusableTelemetryError`, raised by the rollup). Such a record goes to the DLQ as a
+whole, with the reason in ``dlq_error``.
 """
 
 from __future__ import annotations

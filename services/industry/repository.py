@@ -331,24 +331,16 @@ class IndustryRepository:
     def device_profiles(self, after_seq: int) -> tuple[int, list[DeviceProfile]]:
         """Devices registered after ``after_seq``, and the highest seq among them (``after_seq`` if none)."""
         rows = self._all(
-            """SELECT seq, device_id, enterprise_id, park_id, workshop, rated_power_kw, ideal_cycle_seconds,
-                      sample_interval_ms
-               FROM devices WHERE seq > %s ORDER BY seq""",
-            (after_seq,),
+            f"SELECT seq, {_PROFILE_COLUMNS} FROM devices WHERE seq > %s ORDER BY seq", (after_seq,)
         )
-        profiles = [
-            DeviceProfile(
-                device_id=row["device_id"],
-                credit_code=row["enterprise_id"],
-                park_id=row["park_id"],
-                workshop=row["workshop"],
-                rated_power_kw=row["rated_power_kw"],
-                ideal_cycle_seconds=row["ideal_cycle_seconds"],
-                sample_interval_ms=row["sample_interval_ms"],
-            )
-            for row in rows
-        ]
-        return (rows[-1]["seq"] if rows else after_seq), profiles
+        return (rows[-1]["seq"] if rows else after_seq), [_profile(row) for row in rows]
+
+    def device_profiles_by_id(self, device_ids: Sequence[str]) -> list[DeviceProfile]:
+        """Those of ``device_ids`` that are registered, whatever their seq."""
+        rows = self._all(
+            f"SELECT {_PROFILE_COLUMNS} FROM devices WHERE device_id = ANY(%s)", (list(device_ids),)
+        )
+        return [_profile(row) for row in rows]
 
     def workshop_coverage(self, park_id: str, heard_since: datetime) -> list[WorkshopCoverage]:
         rows = self._all(
@@ -728,3 +720,20 @@ class IndustryRepository:
             max_days=float(row["high"] or 0.0),
             late_count=int(row["late"]),
         )
+
+
+_PROFILE_COLUMNS = (
+    "device_id, enterprise_id, park_id, workshop, rated_power_kw, ideal_cycle_seconds, sample_interval_ms"
+)
+
+
+def _profile(row: Row) -> DeviceProfile:
+    return DeviceProfile(
+        device_id=row["device_id"],
+        credit_code=row["enterprise_id"],
+        park_id=row["park_id"],
+        workshop=row["workshop"],
+        rated_power_kw=row["rated_power_kw"],
+        ideal_cycle_seconds=row["ideal_cycle_seconds"],
+        sample_interval_ms=row["sample_interval_ms"],
+    )

@@ -17,6 +17,23 @@ Failure policy:
   ``<topic>.dlq`` with the original key, value and headers plus ``dlq_*`` headers naming the error, and
   counts as done so the partition keeps moving. Its id is *not* recorded as processed, so replaying it
   from the DLQ after a fix is not mistaken for a duplicate.
+
+Partitions as soon as a topic exists. kafka-python (3.0.12) computes a group's assignment from the
+leader's cached metadata and rebalances when that metadata changes; two of its flaws can leave a member
+without partitions, and the loop repairs both before and after every poll:
+
+* *metadata that forgot the topic.* A metadata response to a request that did not name a subscribed
+  topic (one in flight since before the subscription, or one for all topics) replaces the cache without
+  the topic and marks it fresh: the next refresh is ``metadata_max_age_ms`` (five minutes) away. So while
+  a subscribed topic has no partitions in the cache (not created yet, or forgotten so), the consumer asks
+  for a refresh every second (``consumer_waiting_for_topics``); when the topic appears, the change starts
+  a rebalance.
+* *a rebalance whose result is dropped.* A rebalance started only by a metadata change (every first start
+  does one: the first assignment is usually computed before the topic's metadata arrived) is forgotten
+  when ``poll`` times out while it is in flight: by the time it completes, kafka-python no longer thinks a
+  rejoin is needed, so it never applies the assignment it received, and the member keeps none until the
+  group rebalances for another reason. The loop spots that state (a join completed but never applied)
+  and asks for a rejoin (``consumer_rejoining_group``).
 """
 
 from __future__ import annotations
@@ -74,6 +91,9 @@ DLQ_HEADERS = (
 _DLQ_ERROR_MAX = 2000
 _PRUNE_CHUNK = 10_000
 _RECORD_CONTEXT = ("topic", "partition", "offset", "event_id", "trace_id")
+# While a subscribed topic has no partitions in the client's metadata, a refresh is asked for this often.
+_METADATA_RECHECK_S = 1.0
+_METADATA_WAIT_LOGGED_AFTER_S = 3.0
 
 log = get_logger()
 
@@ -163,6 +183,16 @@ class IdempotentConsumer:
         self._consumer: Any = KafkaConsumer(**config)
         self._consumer.subscribe(self.topics)
         self._closed = False
+        self._without_metadata: frozenset[str] = frozenset()
+        self._missing_since = 0.0
+        self._waiting_logged = False
+        self._last_metadata_request = float("-inf")
+
+    @property
+    def topics_without_metadata(self) -> frozenset[str]:
+        """Subscribed topics with no partitions in the client's metadata at the last check (see the
+        module's docstring): not created yet, or not seen yet."""
+        return self._without_metadata
 
     # --- loop ---------------------------------------------------------------------------------------
 
@@ -174,6 +204,7 @@ class IdempotentConsumer:
         backoff = Backoff()
         try:
             while not stop_event.is_set():
+                self._check_topic_metadata()
                 try:
                     batch = self._consumer.poll(timeout_ms=self._poll_timeout_ms)
                 except KafkaError as error:
@@ -182,6 +213,7 @@ class IdempotentConsumer:
                         break
                     continue
                 backoff.reset()
+                self._repair_dropped_rebalance()
                 if batch:
                     records = [record for part in batch.values() for record in part]
                     self.process_batch(records, stop_event)
@@ -196,6 +228,38 @@ class IdempotentConsumer:
         finally:
             self.close()
             log.info("consumer_stopped", consumer=self.name)
+
+    def _check_topic_metadata(self) -> None:
+        """Ask for a metadata refresh while a subscribed topic has no partitions in the cache."""
+        # The cluster metadata cache is what the group's assignment is computed from; kafka-python offers
+        # no public way to read it without a blocking fetch, nor to ask for a refresh without one.
+        cluster = self._consumer._cluster
+        missing = frozenset(topic for topic in self.topics if not cluster.partitions_for_topic(topic))
+        now = time.monotonic()
+        if not missing:
+            if self._without_metadata and self._waiting_logged:
+                log.info("consumer_topics_found", consumer=self.name, topics=sorted(self._without_metadata))
+            self._without_metadata, self._waiting_logged = missing, False
+            return
+        if missing != self._without_metadata:
+            self._without_metadata, self._missing_since, self._waiting_logged = missing, now, False
+        # At start-up the first answer is usually still on its way: say something only if it takes a while.
+        if not self._waiting_logged and now - self._missing_since >= _METADATA_WAIT_LOGGED_AFTER_S:
+            log.warning("consumer_waiting_for_topics", consumer=self.name, topics=sorted(missing))
+            self._waiting_logged = True
+        if now - self._last_metadata_request >= _METADATA_RECHECK_S:
+            self._last_metadata_request = now
+            cluster.request_update()
+
+    def _repair_dropped_rebalance(self) -> None:
+        """Rejoin when kafka-python completed a join it will never apply (see the module's docstring)."""
+        coordinator = self._consumer._coordinator
+        task = coordinator._join_task
+        if task is not None and task.is_done and not coordinator.need_rejoin():
+            log.warning(
+                "consumer_rejoining_group", consumer=self.name, reason="assignment received, not applied"
+            )
+            coordinator.request_rejoin()
 
     def process_batch(self, records: Sequence[_ConsumerRecord], stop_event: threading.Event) -> bool:
         """Apply, dead-letter and commit one polled batch; False if stop interrupted it (nothing committed

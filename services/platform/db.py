@@ -2,8 +2,15 @@
 
 The server address comes from DATABASE_URL. Its user provisions the service's role and schema
 (idempotently) and the service then connects *as its own role*, whose search_path is its own schema, so
-no service can read another's tables by accident. Migrations are plain SQL files applied with yoyo: the
-platform's own tables (outbox, processed events, audit log) first, then the service's.
+no service can read another's tables by accident. Migrations are plain SQL files applied with yoyo, run as
+the service's role: the platform's own tables (outbox, processed events, audit log) first, then the
+service's.
+
+The schema and its ``audit_log`` belong to a third role, ``cityhub_<schema>_owner`` (NOLOGIN, held by
+nobody): the service's role creates and owns its other tables, but may only read and append to the audit
+log, never alter, disable the triggers of, rewrite or drop it. The audit log is handed to that owner by
+the administrative connection right after the migrations (:func:`secure_audit_log`), which also moves
+databases provisioned before this rule to it.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ __all__ = [
     "apply_migrations",
     "create_pool",
     "dedicated_connection",
+    "owner_role",
     "provision_schema",
     "role_dsn",
+    "secure_audit_log",
     "set_up_database",
 ]
 
@@ -42,6 +51,12 @@ def _check_identifier(name: str, what: str) -> str:
     return name
 
 
+def owner_role(schema: str) -> str:
+    """The NOLOGIN role that owns ``schema`` and its audit log: one the service's role is never made a
+    member of, so the service cannot act as the owner of its own history."""
+    return _check_identifier(f"cityhub_{_check_identifier(schema, 'schema')}_owner", "owner role")
+
+
 def provision_schema(
     admin_dsn: str,
     schema: str,
@@ -50,9 +65,14 @@ def provision_schema(
     *,
     connect_timeout_s: int | None = None,
 ) -> None:
-    """Create the service's role and schema if missing. Safe to run from many processes at once."""
+    """Create the service's role, the schema's owner role and the schema if missing. Safe to run from many
+    processes at once.
+
+    The schema belongs to the owner role, not to the service's role: a schema's owner may drop every table
+    in it, the audit log included. The service's role may use the schema and create its own tables there."""
     _check_identifier(schema, "schema")
     _check_identifier(role, "role")
+    owner = owner_role(schema)
     # Two services starting together race on CREATE ROLE; a transaction-scoped advisory lock
     # serialises provisioning across the whole server.
     with (
@@ -67,8 +87,23 @@ def provision_schema(
             conn.execute(
                 sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
             )
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner)))
         conn.execute(
             sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(
+                sql.Identifier(schema), sql.Identifier(owner)
+            )
+        )
+        current = conn.execute(
+            "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()
+        if current is None or current[0] != owner:
+            # Provisioned before the owner role existed: the schema belonged to the service's role.
+            conn.execute(
+                sql.SQL("ALTER SCHEMA {} OWNER TO {}").format(sql.Identifier(schema), sql.Identifier(owner))
+            )
+        conn.execute(
+            sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(
                 sql.Identifier(schema), sql.Identifier(role)
             )
         )
@@ -77,7 +112,76 @@ def provision_schema(
         )
         # Nobody but the owner may create objects in public: keeps every table in a service schema.
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    log.info("db_schema_provisioned", schema=schema, role=role)
+    log.info("db_schema_provisioned", schema=schema, role=role, owner=owner)
+
+
+# What the audit log's ownership and the service role's rights on it look like; one row, or none when the
+# table does not exist.
+_AUDIT_STATE = """
+SELECT pg_get_userbyid(t.relowner),
+       pg_get_userbyid(s.relowner),
+       (SELECT pg_get_userbyid(p.proowner) FROM pg_proc p WHERE p.oid = to_regprocedure(%(function)s)),
+       has_table_privilege(%(role)s, t.oid, 'SELECT') AND has_table_privilege(%(role)s, t.oid, 'INSERT'),
+       has_table_privilege(%(role)s, t.oid, 'UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'),
+       has_sequence_privilege(%(role)s, s.oid, 'USAGE'),
+       pg_has_role(%(role)s, %(owner)s, 'MEMBER')
+FROM pg_class t, pg_class s
+WHERE t.oid = to_regclass(%(table)s) AND s.oid = to_regclass(%(sequence)s)
+"""
+
+
+def secure_audit_log(admin_dsn: str, schema: str, role: str, *, connect_timeout_s: int | None = None) -> bool:
+    """Hand ``schema``'s audit log (table, id sequence, trigger function) to the schema's owner role and
+    leave the service's ``role`` only SELECT and INSERT on it and USAGE on the sequence.
+
+    Runs with the administrative connection after the migrations (which run as ``role`` and so create the
+    table as ``role``); also moves a log created before this rule. Does nothing when all is already so
+    (returns False), so starting a replica does not lock the table its peers append to."""
+    _check_identifier(schema, "schema")
+    _check_identifier(role, "role")
+    owner = owner_role(schema)
+    names = {
+        "table": f'"{schema}".audit_log',
+        "sequence": f'"{schema}".audit_log_id_seq',
+        "function": f'"{schema}".audit_log_refuse_change()',
+        "role": role,
+        "owner": owner,
+    }
+    table = sql.Identifier(schema, "audit_log")
+    sequence = sql.Identifier(schema, "audit_log_id_seq")
+    owner_id, role_id = sql.Identifier(owner), sql.Identifier(role)
+    with (
+        psycopg.connect(admin_dsn, autocommit=True, **_timeout_kwargs(connect_timeout_s)) as conn,
+        conn.transaction(),
+    ):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cityhub_provision'))")
+        state = conn.execute(_AUDIT_STATE, names).fetchone()
+        if state is None:
+            raise RuntimeError(f"{schema}.audit_log does not exist: the platform migrations did not run")
+        table_owner, sequence_owner, function_owner, can_append, can_rewrite, can_draw, is_member = state
+        if (
+            (table_owner, sequence_owner, function_owner) == (owner, owner, owner)
+            and can_append
+            and can_draw
+            and not can_rewrite
+            and not is_member
+        ):
+            return False
+        if is_member:
+            conn.execute(sql.SQL("REVOKE {} FROM {}").format(owner_id, role_id))
+        # The sequence is OWNED BY the table's id column and follows the table to its new owner.
+        conn.execute(sql.SQL("ALTER TABLE {} OWNER TO {}").format(table, owner_id))
+        conn.execute(
+            sql.SQL("ALTER FUNCTION {}() OWNER TO {}").format(
+                sql.Identifier(schema, "audit_log_refuse_change"), owner_id
+            )
+        )
+        conn.execute(sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(table, role_id))
+        conn.execute(sql.SQL("GRANT SELECT, INSERT ON TABLE {} TO {}").format(table, role_id))
+        conn.execute(sql.SQL("REVOKE ALL ON SEQUENCE {} FROM {}").format(sequence, role_id))
+        conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sequence, role_id))
+    log.info("db_audit_log_secured", schema=schema, role=role, owner=owner, previous_owner=table_owner)
+    return True
 
 
 def role_dsn(admin_dsn: str, role: str, password: str | None = None) -> str:
@@ -200,6 +304,8 @@ def set_up_database(
     dsn = role_dsn(admin_dsn, role_name, password)
     directories = [PLATFORM_MIGRATIONS] + ([service_migrations] if service_migrations else [])
     apply_migrations(dsn, schema, directories, connect_timeout_s=connect_timeout_s)
+    # Only now does the audit log exist (created by the service's role): hand it to the owner role.
+    secure_audit_log(admin_dsn, schema, role_name, connect_timeout_s=connect_timeout_s)
     return create_pool(
         dsn,
         schema,

@@ -2,12 +2,19 @@
 
 Context (service, rpc or topic, request id, trace id, event id) is bound through contextvars so that
 every line written while handling one RPC or one Kafka record carries it without passing loggers around.
+
+Two writers share the stream: structlog (the service's own lines) and the stdlib handler (library lines).
+Each record is written as one ``write`` of the whole line, newline included, under one lock that both
+take, so lines from concurrent threads never interleave. (structlog's PrintLogger writes the text and
+the newline separately under a lock of its own, and the stdlib handler under another: a library line
+could land between them, leaving two records on one line.)
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -19,6 +26,16 @@ __all__ = ["add_redaction_processor", "bind_context", "clear_context", "configur
 # Processors added by other platform modules (the security layer adds its redactor) run before rendering.
 _extra_processors: list[Processor] = []
 _configured: dict[str, Any] = {}
+# Every log record written to stdout/stderr takes this lock. Re-entrant: a signal handler that logs while
+# its thread is writing must not deadlock (both lines stay whole: each is a single write).
+_write_lock = threading.RLock()
+
+
+def _write_line(stream: Any, line: str) -> None:
+    """One record: one write of the line and its newline, flushed, serialised with every other writer."""
+    with _write_lock:
+        stream.write(line + "\n")
+        stream.flush()
 
 
 def add_redaction_processor(processor: Callable[[WrappedLogger, str, EventDict], EventDict]) -> None:
@@ -54,7 +71,7 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        # No file given: each logger writes to whatever sys.stdout is when it is made (tests swap it).
+        # No file given: each line goes to whatever sys.stdout is when it is written (tests swap it).
         logger_factory=_CurrentStreamLoggerFactory(out_name),
         cache_logger_on_first_use=False,
     )
@@ -74,14 +91,28 @@ def configure_logging(
     structlog.contextvars.bind_contextvars(service=service)
 
 
-class _CurrentStreamLoggerFactory:
-    """structlog PrintLoggers on the current ``sys.stdout``/``sys.stderr`` at the time each is made."""
+class _LineLogger:
+    """structlog's final logger: each rendered record goes out through :func:`_write_line` to the stream
+    ``sys.<name>`` is when the record is written (tests swap and close them)."""
 
     def __init__(self, name: str) -> None:
         self._name = name
 
-    def __call__(self, *_args: Any) -> structlog.PrintLogger:
-        return structlog.PrintLogger(getattr(sys, self._name))
+    def msg(self, message: str) -> None:
+        _write_line(getattr(sys, self._name), message)
+
+    # structlog calls the method named after the level; every level is one line the same way.
+    log = debug = info = warn = warning = error = err = critical = fatal = exception = failure = msg
+
+
+class _CurrentStreamLoggerFactory:
+    """Line loggers on ``sys.stdout``/``sys.stderr``."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __call__(self, *_args: Any) -> _LineLogger:
+        return _LineLogger(self._name)
 
 
 class _CurrentStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -98,6 +129,15 @@ class _CurrentStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _value: Any) -> None:
         return  # StreamHandler.__init__ assigns one; the current one is looked up at each write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # StreamHandler.emit holds only this handler's lock; structlog's lines must be kept out too.
+        try:
+            _write_line(self.stream, self.format(record))
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's contract: report through handleError, never raise
+            self.handleError(record)
 
 
 def get_logger(**initial: Any) -> Any:

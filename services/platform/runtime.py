@@ -47,6 +47,7 @@ from services.platform.security import (
     load_security_settings,
 )
 from services.platform.security import server_credentials as tls_server_credentials
+from services.platform.security.anchors import AuditAnchorPublisher
 from services.platform.settings import ServiceSettings, StartupError
 from services.platform.uow import PostgresUnitOfWork
 from services.platform.validation import InputGuard, InputRules
@@ -131,6 +132,17 @@ class ServiceRuntime:
                 self.guard.use_audit_log(AuditLog(self.pool))
             self.producer: Producer = self._open_broker()
             self._closers.append(lambda: self.producer.close(timeout=10))
+            # The audit chain's head, published where the database's users cannot rewrite it.
+            anchors = AuditAnchorPublisher(
+                AuditLog(self.pool),
+                self.producer,
+                settings.service_name,
+                bootstrap=settings.kafka_bootstrap_list,
+                topic=settings.audit_anchor_topic,
+                interval_s=settings.audit_anchor_interval_s,
+                replication=settings.topic_replication_factor,
+            )
+            self.add_background("audit-anchor", anchors.run)
             self.outbox = OutboxWriter.for_service(
                 settings.service_name, spec.topics[0] if spec.topics else None
             )

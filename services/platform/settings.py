@@ -63,6 +63,10 @@ class ServiceSettings(BaseSettings):
     kafka_connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     # The district's IANA time zone: days, months and "today" in every domain start at its midnight.
     district_time_zone: str = "Asia/Shanghai"
+    # The audit log's chain head goes to this topic, out of the database's reach, when it moved
+    # (services/platform/security/anchors.py).
+    audit_anchor_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    audit_anchor_topic: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]{1,249}$")] = "cityhub.audit.anchors.v1"
 
     @field_validator("log_level")
     @classmethod

@@ -91,6 +91,24 @@ class DeviceDirectory:
             merged[device.device_id] = self._with_bucket(profile)
             self.profiles = merged
 
+    def confirm(self, device_ids: Iterable[str], conn: Conn) -> Mapping[str, DeviceProfile]:
+        """The current map after looking each of ``device_ids`` it lacks up by id in the registry.
+
+        The definitive check before a caller acts on "no such device" (the rollup dead-letters such a
+        record): the incremental refresh by ``seq`` can miss a device whose registration committed after
+        one with a higher ``seq`` was read, and this does not."""
+        missing = [device_id for device_id in dict.fromkeys(device_ids) if device_id not in self.profiles]
+        if not missing:
+            return self.profiles
+        found = IndustryRepository(conn).device_profiles_by_id(missing)
+        if found:
+            with self._lock:
+                merged = dict(self.profiles)
+                for profile in found:
+                    merged[profile.device_id] = self._with_bucket(profile)
+                self.profiles = merged
+        return self.profiles
+
     def resolve(self, device_ids: Iterable[str], conn: Conn | None = None) -> Mapping[str, DeviceProfile]:
         """The current map, refreshed first if some of ``device_ids`` are unknown and the last refresh is
         older than the recheck interval."""

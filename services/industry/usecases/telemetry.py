@@ -49,7 +49,7 @@ from services.platform.kafka import EventEnvelope, Producer
 from services.platform.logs import get_logger
 from services.platform.outbox import OutboxWriter
 
-__all__ = ["IngestResult", "TelemetryIngest", "TelemetryRollup"]
+__all__ = ["IngestResult", "TelemetryIngest", "TelemetryRollup", "UnusableTelemetryError"]
 
 log = get_logger()
 # Namespace for telemetry record ids: uuid5(request id / partition), so a retried request repeats them.
@@ -191,6 +191,41 @@ class TelemetryIngest:
             future.get(timeout=max(0.001, until - time.monotonic()))
 
 
+class UnusableTelemetryError(ValueError):
+    """A TelemetryBatch record names a device the registry does not have (or a state code no device
+    sends): it did not come through IngestTelemetry's screening, and no retry will make it applicable.
+    Raised out of the consumer's handler, it sends the record to the dead-letter topic with this text."""
+
+
+_NAMED_AT_MOST = 10
+
+
+def _unusable(samples: Sequence[SampleLike], profiles: Mapping[str, DeviceProfile]) -> str | None:
+    """Why some of ``samples`` cannot be rolled up (None if all can): unknown devices, bad state codes."""
+    unknown: dict[str, int] = {}
+    bad_states: dict[int, int] = {}
+    for sample in samples:
+        if sample.device_id not in profiles:
+            unknown[sample.device_id] = unknown.get(sample.device_id, 0) + 1
+        elif not 1 <= sample.state <= 4:
+            bad_states[sample.state] = bad_states.get(sample.state, 0) + 1
+    reasons = []
+    if unknown:
+        named = ", ".join(list(unknown)[:_NAMED_AT_MOST])
+        more = f" and {len(unknown) - _NAMED_AT_MOST} more" if len(unknown) > _NAMED_AT_MOST else ""
+        reasons.append(
+            f"unknown device: {sum(unknown.values())} of {len(samples)} samples name devices not in the"
+            f" registry ({named}{more})"
+        )
+    if bad_states:
+        codes = ", ".join(str(code) for code in sorted(bad_states))
+        reasons.append(
+            f"unknown state: {sum(bad_states.values())} of {len(samples)} samples carry state codes"
+            f" other than 1-4 ({codes})"
+        )
+    return "; ".join(reasons) or None
+
+
 class TelemetryRollup:
     """The telemetry topic's consumer (an IdempotentConsumer handler: it runs in the batch's transaction,
     on the connection the platform hands it, and each record's id is recorded with it). Adds each
@@ -219,10 +254,15 @@ class TelemetryRollup:
         samples: list[SampleLike] = [sample for message, _ in batches for sample in message.samples]
         totals, skipped = accumulate(samples, self._directory.profiles)
         if skipped:
+            # Registered since the last refresh? Then, before calling a device unknown, by id.
             self._directory.refresh(conn)
-            totals, skipped = accumulate(samples, self._directory.profiles)
-            if skipped:
-                log.warning("telemetry_samples_skipped", count=skipped, reason="unknown device or state")
+            profiles = self._directory.confirm([s.device_id for s in samples], conn)
+            reason = _unusable(samples, profiles)
+            if reason is not None:
+                # The whole record goes to the DLQ, its known devices' samples too (see
+                # docs/services/industry.md, Rollup): the ingest path never publishes such samples.
+                raise UnusableTelemetryError(reason)
+            totals, _ = accumulate(samples, profiles)
         repo.add_hourly(totals)
         timelines: dict[str, list[tuple[int, int]]] = {}
         heard: dict[str, datetime] = {}

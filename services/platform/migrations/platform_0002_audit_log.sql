@@ -32,8 +32,13 @@ CREATE INDEX audit_log_subject_at ON audit_log (subject, at);
 CREATE INDEX audit_log_actor_at ON audit_log (actor, at);
 CREATE INDEX audit_log_at ON audit_log (at);
 
--- Append-only: the service's own role may insert but never rewrite history. A superuser can still
--- disable the trigger, which is exactly the tampering the hash chain exists to reveal.
+-- Append-only. This migration runs as the service's role, so the table, its sequence and this function
+-- start out as that role's; provisioning hands them to the schema's NOLOGIN owner role right after the
+-- migrations (services/platform/db.py secure_audit_log), leaving the service SELECT and INSERT only: it
+-- can neither rewrite rows nor disable, alter or drop anything here. (So no later migration, which runs
+-- as the service's role too, can alter this table.) The triggers refuse changes even to the owner; a
+-- superuser can still disable them, which is the tampering the hash chain and the anchors published to
+-- Kafka (cityhub.audit.anchors.v1) exist to reveal.
 CREATE FUNCTION audit_log_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -5,9 +5,10 @@ whitespace and the time in UTC with microseconds, so the hash can be recomputed 
 Appends are serialised per table with a transaction-scoped advisory lock keyed by the table's oid: two
 appends can never both link to the same predecessor, and readers are never blocked.
 
-The chain shows any row changed, removed or inserted in the middle. Rows cut off the end leave a valid
-shorter chain: :meth:`AuditLog.check` reports the head (last id and hash) so it can be recorded
-elsewhere and compared later.
+The chain shows any row changed, removed or inserted in the middle. It cannot show a history rewritten
+with the chain recomputed after it (what a database superuser could do), nor rows cut off the end: for
+that the service publishes its head (last id and hash) as an :class:`Anchor` outside the database
+(:mod:`services.platform.security.anchors`), and :func:`verify_rows` checks every anchor still matches.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from services.platform.security.redaction import redact_text
 
 __all__ = [
     "GENESIS_HASH",
+    "Anchor",
     "AuditEntry",
     "AuditLog",
     "AuditRow",
@@ -83,14 +85,38 @@ class AuditRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Anchor:
+    """A chain head recorded outside the database: row ``head_id`` had ``head_hash`` when it was taken.
+    ``where`` says where it was found (topic, partition, offset), for messages."""
+
+    head_id: int
+    head_hash: str
+    anchored_at: datetime | None = None
+    where: str = ""
+
+    def describe(self) -> str:
+        details = [self.where] if self.where else []
+        if self.anchored_at is not None:
+            details.append(f"anchored {self.anchored_at.astimezone(UTC).isoformat(timespec='seconds')}")
+        return f"anchor of row {self.head_id}" + (f" ({', '.join(details)})" if details else "")
+
+
+@dataclass(frozen=True, slots=True)
 class ChainReport:
-    """The outcome of checking one table's chain."""
+    """The outcome of checking one table's chain (and the anchors given with it).
+
+    ``broken_anchor`` is set when the chain holds up to it but no longer matches an anchor (then
+    ``first_broken_id`` is the anchored row's id); ``anchors_checked`` counts the anchors found matching and
+    ``newest_anchor_id`` is the highest anchored id given."""
 
     rows: int
     first_broken_id: int | None
     reason: str
     head_id: int | None
     head_hash: str
+    anchors_checked: int = 0
+    newest_anchor_id: int | None = None
+    broken_anchor: Anchor | None = None
 
     @property
     def ok(self) -> bool:
@@ -146,28 +172,54 @@ def chain_hash(prev_hash: str, row_id: int, at: datetime, entry: AuditEntry) -> 
     return hashlib.sha256((prev_hash + canonical_json(row_id, at, entry)).encode("utf-8")).hexdigest()
 
 
-def verify_rows(rows: Iterator[AuditRow] | Sequence[AuditRow]) -> ChainReport:
-    """Check a chain given in id order; names the first row whose link or content does not match."""
+def verify_rows(rows: Iterator[AuditRow] | Sequence[AuditRow], anchors: Iterable[Anchor] = ()) -> ChainReport:
+    """Check a chain given in id order, and that each anchored row still has its anchored hash.
+
+    Names the first problem in chain order: a row whose link or content does not match, or the first anchor
+    whose row now hashes differently (history rewritten and the chain recomputed up to it) or is gone
+    (removed, or cut off the end)."""
+    pending = sorted(anchors, key=lambda a: a.head_id)
+    newest = pending[-1].head_id if pending else None
+    next_anchor = 0
+    checked = 0
     previous = GENESIS_HASH
     previous_id: int | None = None
     count = 0
+
+    def broken(row_id: int, reason: str, anchor: Anchor | None = None) -> ChainReport:
+        return ChainReport(count, row_id, reason, previous_id, previous, checked, newest, anchor)
+
     for row in rows:
         count += 1
+        if next_anchor < len(pending) and pending[next_anchor].head_id < row.id:
+            anchor = pending[next_anchor]
+            return broken(
+                anchor.head_id, f"row {anchor.head_id} is gone (removed and the chain recomputed)", anchor
+            )
         if row.prev_hash != previous:
             where = f"row {previous_id}" if previous_id is not None else "the start of the log"
-            return ChainReport(
-                count,
-                row.id,
-                f"prev_hash does not match {where} (a row removed or inserted)",
-                previous_id,
-                previous,
-            )
+            return broken(row.id, f"prev_hash does not match {where} (a row removed or inserted)")
         if chain_hash(row.prev_hash, row.id, row.at, row.entry) != row.row_hash:
-            return ChainReport(
-                count, row.id, "content does not match row_hash (the row was changed)", previous_id, previous
-            )
+            return broken(row.id, "content does not match row_hash (the row was changed)")
+        while next_anchor < len(pending) and pending[next_anchor].head_id == row.id:
+            anchor = pending[next_anchor]
+            if anchor.head_hash != row.row_hash:
+                return broken(
+                    row.id,
+                    f"row {row.id} now hashes to {row.row_hash[:12]}…, anchored as {anchor.head_hash[:12]}… "
+                    f"(history up to row {row.id} was rewritten and the chain recomputed)",
+                    anchor,
+                )
+            checked += 1
+            next_anchor += 1
         previous, previous_id = row.row_hash, row.id
-    return ChainReport(count, None, "", previous_id, previous)
+    if next_anchor < len(pending):
+        anchor = pending[next_anchor]
+        end = f"ends at row {previous_id}" if previous_id is not None else "is empty"
+        return broken(
+            anchor.head_id, f"row {anchor.head_id} is gone: the log now {end} (rows cut off)", anchor
+        )
+    return ChainReport(count, None, "", previous_id, previous, checked, newest)
 
 
 _COLUMNS = (
@@ -285,8 +337,17 @@ class AuditLog:
             for record in cursor:
                 yield _row(record)
 
-    def check(self) -> ChainReport:
-        return verify_rows(self.rows())
+    def head(self) -> tuple[int, str] | None:
+        """The chain's last row as (id, row_hash), or None while the log is empty. Appends commit in id
+        order (they hold the append lock until they commit), so this is always a committed prefix's head."""
+        with self._pool.connection() as conn:
+            last = conn.execute(
+                sql.SQL("SELECT id, row_hash FROM {} ORDER BY id DESC LIMIT 1").format(self._table)
+            ).fetchone()
+        return None if last is None else (int(last[0]), str(last[1]))
+
+    def check(self, anchors: Iterable[Anchor] = ()) -> ChainReport:
+        return verify_rows(self.rows(), anchors)
 
     def verify(self) -> int | None:
         """The id of the first broken row, or None when the chain holds."""
