@@ -77,6 +77,10 @@ test: lint ## Install everything, start Kafka and PostgreSQL, run every test, st
 test-unit: protos ## Only the fast tests without sockets
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: drills
+drills: protos ## Every fault drill (also the slow crashes make test leaves out); figures to bench/results/
+	CITYHUB_DRILLS_RESULTS_DIR=bench/results $(RUN) pytest tests/drills -m drill $(PYTEST_ARGS)
+
 # --- running ----------------------------------------------------------------------------------------
 
 .PHONY: run
@@ -98,6 +102,12 @@ infra-down: ## Stop local Kafka and PostgreSQL
 .PHONY: bench
 bench: protos ## Run the benchmarks (not part of make test) and write bench/results/
 	$(RUN) python -m bench
+
+SOAK_MINUTES ?= 30
+SOAK_ARGS ?=
+.PHONY: soak
+soak: protos ## Both services under a district's load for SOAK_MINUTES (30); memory, lag, backlog stay flat
+	$(RUN) python -m bench soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 .PHONY: clean
 clean: stop ## Remove generated code and caches (keeps downloaded jars and the database)

@@ -282,13 +282,21 @@ def ensure_up(settings: InfraSettings | None = None) -> Endpoints:
     return Endpoints(kafka_bootstrap, database_url, started_kafka, started_postgres)
 
 
-def down(settings: InfraSettings | None = None, *, kafka: bool = True, postgres: bool = True) -> StopReport:
-    """Stop the local-managed parts (never external ones); a part that is not running is left alone."""
+def down(
+    settings: InfraSettings | None = None, *, kafka: bool = True, postgres: bool = True, crash: bool = False
+) -> StopReport:
+    """Stop the local-managed parts (never external ones); a part that is not running is left alone.
+
+    ``crash`` stops them as a power cut would, for the fault drills (tests/drills): the broker is
+    SIGKILLed and PostgreSQL takes its immediate shutdown (no checkpoint; it recovers from its WAL at the
+    next start). The next :func:`ensure_up` starts them again either way."""
     settings = settings or InfraSettings()
     paths = _paths(settings)
     with _exclusive(paths):
-        stopped_kafka = kafka and settings.external_kafka is None and _stop_kafka(paths)
-        stopped_postgres = postgres and settings.external_database is None and _stop_postgres(settings, paths)
+        stopped_kafka = kafka and settings.external_kafka is None and _stop_kafka(paths, crash=crash)
+        stopped_postgres = (
+            postgres and settings.external_database is None and _stop_postgres(settings, paths, crash=crash)
+        )
     return StopReport(stopped_kafka, stopped_postgres)
 
 
@@ -613,16 +621,17 @@ def _wait_kafka_ready(bootstrap: str, deadline: float, pid: int | None, paths: _
         time.sleep(0.25)
 
 
-def _stop_kafka(paths: _Paths) -> bool:
+def _stop_kafka(paths: _Paths, *, crash: bool = False) -> bool:
     pid = _kafka_pid(paths, repair=True)
     if pid is None:
         _log.info("kafka_not_running")
         return False
     started = time.monotonic()
-    _log.info("kafka_stopping", pid=pid)
-    # SIGTERM makes the broker shut down cleanly (flush, close the log), which keeps the next start fast.
+    _log.info("kafka_stopping", pid=pid, crash=crash)
+    # SIGTERM makes the broker shut down cleanly (flush, close the log), which keeps the next start fast;
+    # a crash gets no such chance, and the next start recovers its log.
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGKILL if crash else signal.SIGTERM)
     deadline = started + _KAFKA_STOP_GRACE_S
     while _process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -916,16 +925,17 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _stop_postgres(settings: InfraSettings, paths: _Paths) -> bool:
+def _stop_postgres(settings: InfraSettings, paths: _Paths, *, crash: bool = False) -> bool:
     running = _postmaster(paths)
     if running is None:
         _log.info("postgres_not_running")
         return False
     started = time.monotonic()
     pid = running[0]
-    _log.info("postgres_stopping", pid=pid)
+    _log.info("postgres_stopping", pid=pid, crash=crash)
     run_as = _postgres_run_as(settings)
-    command = [_pg_bin("pg_ctl"), "-D", str(paths.pg_data), "-m", "fast", "-w", "-t", "60", "stop"]
+    mode = "immediate" if crash else "fast"
+    command = [_pg_bin("pg_ctl"), "-D", str(paths.pg_data), "-m", mode, "-w", "-t", "60", "stop"]
     result = run_as.run(command, paths, timeout=90)
     if result.returncode != 0:
         raise InfraError(

@@ -51,6 +51,7 @@ from psycopg_pool import ConnectionPool
 
 from services.platform.kafka import (
     DLQ_SUFFIX,
+    RECONNECT_BACKOFF_MAX_MS,
     EnvelopeError,
     EventEnvelope,
     KafkaRecord,
@@ -90,6 +91,8 @@ DLQ_HEADERS = (
 # Longer texts are cut: headers travel with every fetch of the DLQ and a traceback adds nothing there.
 _DLQ_ERROR_MAX = 2000
 _PRUNE_CHUNK = 10_000
+# How long closing may spend leaving the group (see IdempotentConsumer.close).
+_CLOSE_TIMEOUT_MS = 3000
 _RECORD_CONTEXT = ("topic", "partition", "offset", "event_id", "trace_id")
 # While a subscribed topic has no partitions in the client's metadata, a refresh is asked for this often.
 _METADATA_RECHECK_S = 1.0
@@ -178,6 +181,7 @@ class IdempotentConsumer:
             "max_poll_records": max_poll_records,
             "isolation_level": "read_committed",
             "bootstrap_timeout_ms": 30_000,
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         }
         config.update(consumer_overrides)
         self._consumer: Any = KafkaConsumer(**config)
@@ -501,7 +505,11 @@ class IdempotentConsumer:
         if self._closed:
             return
         self._closed = True
-        self._consumer.close(autocommit=False)
+        # Bounded: kafka-python waits up to request_timeout_ms (30 s) to leave the group, and a member
+        # that joined after a crashed one (a restarted replica) is held in its join until the dead
+        # member's session times out, so an unbounded close kept a SIGTERMed service 15 s past its grace.
+        # Not leaving in time only means the group evicts this member by session timeout.
+        self._consumer.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
 
 
 def _epoch(leader_epoch: int | None) -> int:

@@ -32,6 +32,7 @@ from services.platform.tracing import TraceContext, parse_traceparent
 __all__ = [
     "CONTENT_TYPE_PROTOBUF",
     "DLQ_SUFFIX",
+    "RECONNECT_BACKOFF_MAX_MS",
     "SPEC_VERSION",
     "EnvelopeError",
     "EventEnvelope",
@@ -56,6 +57,10 @@ __all__ = [
 SPEC_VERSION = "1.0"
 CONTENT_TYPE_PROTOBUF = "application/protobuf"
 DLQ_SUFFIX = ".dlq"
+# The longest a long-lived client (the relay's producer, a consumer) waits between attempts to reach a
+# broker it lost. kafka-python's default is 30 s (Java's is 1 s): after a broker restart the relay then sat
+# out up to half a minute with the broker back, its backlog growing (tests/drills: broker restart).
+RECONNECT_BACKOFF_MAX_MS = 1000
 # Kafka's own limits on topic names (legal characters, at most 249 of them).
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
@@ -335,6 +340,34 @@ def _compression() -> str | None:
     return None
 
 
+def _recover_producer_id_after_expiry() -> None:
+    """Work around kafka-python 3.0.12 (the latest release): when a batch that had been sent expires (a
+    broker outage past the 60 s delivery timeout), ``reset_producer_id`` drops the idempotent producer's
+    id but leaves its state READY, and the sender asks for a new id only in UNINITIALIZED. The producer
+    then never sends again, and says nothing: the relay, telemetry ingest and dead-lettering of that
+    process stall until it restarts (drill ``broker-crash-long``). Resetting the state as well makes the
+    sender fetch a new producer id once the broker is back, which is what the Java client does.
+
+    Applied once, only to the version it was written for; a newer kafka-python is left alone (the drill
+    tells whether it still needs help)."""
+    import kafka
+    from kafka.producer import transaction_manager as tm
+
+    manager: Any = tm.TransactionManager
+    if kafka.__version__ != "3.0.12" or getattr(manager, "_cityhub_recovers", False):
+        return
+    reset = manager.reset_producer_id
+
+    def reset_and_reinitialise(self: Any) -> None:
+        reset(self)
+        if not self.is_transactional():
+            with self._lock:
+                self._current_state = tm.TransactionState.UNINITIALIZED
+
+    manager.reset_producer_id = reset_and_reinitialise
+    manager._cityhub_recovers = True
+
+
 def make_producer(bootstrap: ServiceSettings | str | Sequence[str], **overrides: Any) -> Producer:
     """A KafkaProducer tuned for throughput without giving up safety.
 
@@ -343,6 +376,7 @@ def make_producer(bootstrap: ServiceSettings | str | Sequence[str], **overrides:
     bursts go out as few requests; max_request_size matches the broker's 8 MiB message.max.bytes."""
     from kafka import KafkaProducer
 
+    _recover_producer_id_after_expiry()
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap_list(bootstrap),
         "acks": "all",
@@ -355,6 +389,7 @@ def make_producer(bootstrap: ServiceSettings | str | Sequence[str], **overrides:
         "request_timeout_ms": 30_000,
         "max_block_ms": 30_000,
         "bootstrap_timeout_ms": 30_000,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         "client_id": "cityhub-producer",
     }
     if isinstance(bootstrap, ServiceSettings):
