@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -11,9 +12,16 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-__all__ = ["unique_name", "violations", "wait_until"]
+__all__ = ["free_port", "unique_name", "violations", "wait_until"]
 
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nothing listens on now (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def unique_name(prefix: str) -> str:

@@ -21,7 +21,6 @@ import itertools
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -49,7 +48,7 @@ from services.platform.kafka import RECONNECT_BACKOFF_MAX_MS
 from services.platform.security.settings import SecuritySettings, ensure_dev_keys
 from services.platform.security.tokens import TokenIssuer
 from tests.kafka_support import delete_topics
-from tests.support import wait_until
+from tests.support import free_port, wait_until
 
 __all__ = [
     "ALLOWED_CODES",
@@ -105,12 +104,6 @@ MARKERS: dict[str, tuple[type[Message], str]] = {
     "cityhub.industry.v1.DeviceRegistered": (industry_events.DeviceRegistered, "credit_code"),
     "cityhub.industry.v1.OrderStageChanged": (industry_events.OrderStageChanged, "credit_code"),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

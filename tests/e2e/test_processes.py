@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,17 +28,11 @@ from services.platform.identifiers import credit_code_check_char
 from services.platform.security.settings import SecuritySettings, ensure_dev_keys
 from services.platform.security.tokens import TokenIssuer
 from tests.kafka_support import TopicReader
-from tests.support import unique_name, wait_until
+from tests.support import free_port, unique_name, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SPECS = load_processes()
 pytestmark = pytest.mark.skipif(not SPECS, reason="deploy/local/processes.toml lists no process yet")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _health(address: str) -> int | None:
@@ -82,7 +75,7 @@ def processes(
     running: dict[str, Running] = {}
     try:
         for spec in SPECS:
-            port = _free_port()
+            port = free_port()
             env = {
                 **os.environ,
                 **spec.env,

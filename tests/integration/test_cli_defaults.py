@@ -4,7 +4,6 @@ listens it fails naming that address, and DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -15,13 +14,7 @@ from click.testing import CliRunner
 from services.cli.__main__ import cli
 from services.platform.db import set_up_database
 from tests.kafka_support import delete_topics
-from tests.support import unique_name
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support import free_port, unique_name
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +48,7 @@ def test_audit_verify_follows_the_pg_port_to_the_server_there(
     code, output = _verify(audited_schema)
     assert code == 0, output
 
-    dead = _free_port()
+    dead = free_port()
     no_address_variables.setenv("CITYHUB_PG_PORT", str(dead))
     code, output = _verify(audited_schema)
     assert code == 1
@@ -65,12 +58,12 @@ def test_audit_verify_follows_the_pg_port_to_the_server_there(
 def test_database_url_and_the_flag_win_over_the_port(
     database_url: str, audited_schema: str, no_address_variables: pytest.MonkeyPatch
 ) -> None:
-    no_address_variables.setenv("CITYHUB_PG_PORT", str(_free_port()))
+    no_address_variables.setenv("CITYHUB_PG_PORT", str(free_port()))
     no_address_variables.setenv("DATABASE_URL", database_url)
     code, output = _verify(audited_schema)
     assert code == 0, output
 
-    no_address_variables.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{_free_port()}/cityhub")
+    no_address_variables.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/cityhub")
     code, output = _verify(audited_schema, "--database-url", database_url)
     assert code == 0, output
 
@@ -90,7 +83,7 @@ def test_kafka_commands_follow_the_kafka_port_and_the_flag_wins(
         assert listed.exit_code == 0, listed.output
         assert topic in listed.output.split()
 
-        no_address_variables.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{_free_port()}")
+        no_address_variables.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
         flagged = runner.invoke(cli, ["topics", "list", "--bootstrap", kafka_bootstrap])
         assert flagged.exit_code == 0, flagged.output
         assert topic in flagged.output.split()

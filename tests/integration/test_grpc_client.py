@@ -4,7 +4,6 @@ time; UNAVAILABLE is retried by gRPC; the peer's other statuses become the platf
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from services.platform.security import (
 from services.platform.settings import SettingsError
 from services.platform.tracing import TraceContext
 from tests.security_support import Keys, make_keys, make_tls_files
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -137,12 +137,6 @@ def front_for() -> Iterator[Any]:
         peer.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- what a call carries ------------------------------------------------------------------------------
 
 
@@ -216,7 +210,7 @@ def test_tls_when_configured(env: Env, tmp_path: Path) -> None:
 
 
 def test_nothing_listening_is_unavailable_naming_the_peer_in_bounded_time(env: Env) -> None:
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     settings = _settings(address, peer_call_timeout_s=2.0)
     with peer_client(
         settings, "probe", testing_pb2_grpc.ProbeServiceStub, security=env.keys.settings
@@ -231,7 +225,7 @@ def test_nothing_listening_is_unavailable_naming_the_peer_in_bounded_time(env: E
 
 
 def test_the_calling_rpc_answers_unavailable_when_its_peer_is_down(env: Env, front_for: Any) -> None:
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     peer = peer_client(
         _settings(address, peer_call_timeout_s=1.0),
         "probe",

@@ -4,26 +4,18 @@ in tests/integration/test_cli_defaults.py."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from click.testing import CliRunner
 
 from services.cli.__main__ import cli
 from services.cli.infra import InfraSettings, default_addresses
-
-
-def _free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support import free_port
 
 
 @pytest.fixture
 def moved(monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     """A second stack's ports, with no address variable set."""
-    pg_port, kafka_port = _free_port(), _free_port()
+    pg_port, kafka_port = free_port(), free_port()
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("CITYHUB_PG_PORT", str(pg_port))
