@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.platform.security.settings import DEV_SECRETS_DIR
 from services.platform.settings import ServiceSettings
+from services.platform.vault import decode_person_key
 
 __all__ = ["SafetySettings"]
 
@@ -52,14 +51,3 @@ class SafetySettings(ServiceSettings):
             return None
         decode_person_key(value.get_secret_value())
         return value
-
-
-def decode_person_key(text: str) -> bytes:
-    """The raw key from its base64 text; ValueError (without the value) when it is not 32 bytes."""
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("must be base64 (e.g. from `openssl rand -base64 32`)") from None
-    if len(raw) != 32:
-        raise ValueError(f"must decode to 32 bytes, not {len(raw)}")
-    return raw

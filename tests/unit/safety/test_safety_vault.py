@@ -95,7 +95,7 @@ def test_the_dev_flag_generates_one_shared_key_readable_by_its_owner_only(
         first = load_person_key(settings)
         assert load_person_key(settings) == first == ensure_dev_person_key(tmp_path)
     # Created once, and said so (without the key itself).
-    assert [entry["event"] for entry in logs] == ["safety_dev_person_key_created"]
+    assert [entry["event"] for entry in logs] == ["dev_person_key_created"]
     assert base64.b64encode(first).decode() not in repr(logs)
     mode = stat.S_IMODE((tmp_path / "safety-person-key").stat().st_mode)
     assert mode == 0o600
