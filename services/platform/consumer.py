@@ -63,7 +63,7 @@ from services.platform.kafka import (
     format_ce_time,
 )
 from services.platform.logs import bind_context, clear_context, get_logger
-from services.platform.metrics import CONSUMER_LAG, CONSUMER_RECORDS, DEAD_LETTERS
+from services.platform.metrics import CONSUMER_RECORDS, DEAD_LETTERS
 from services.platform.retry import Backoff
 from services.platform.tracing import parse_traceparent, set_current_trace
 
@@ -145,7 +145,6 @@ class IdempotentConsumer:
         poll_timeout_ms: int = 500,
         max_poll_records: int = 500,
         auto_offset_reset: str = "earliest",
-        lag_every_s: float = 5.0,
         processed_retention: timedelta | None = timedelta(days=30),
         prune_every_s: float = 600.0,
         **consumer_overrides: Any,
@@ -164,8 +163,7 @@ class IdempotentConsumer:
         self._batch_handler = batch_handler
         self._dlq = dlq_producer
         self._poll_timeout_ms = poll_timeout_ms
-        self._lag_every_s = lag_every_s
-        self._last_lag = 0.0
+        self.group_id = group_id or name
         # Ids are remembered longer than any record can be redelivered (the broker keeps records 7 days by
         # default): a redelivery after the id is forgotten would be applied twice. None keeps them forever.
         self._processed_retention = processed_retention
@@ -174,7 +172,7 @@ class IdempotentConsumer:
         self._next_offsets: dict[Any, int] = {}
         config: dict[str, Any] = {
             "bootstrap_servers": bootstrap_list(bootstrap),
-            "group_id": group_id or name,
+            "group_id": self.group_id,
             "client_id": f"cityhub-{name}",
             "enable_auto_commit": False,
             "auto_offset_reset": auto_offset_reset,
@@ -221,7 +219,6 @@ class IdempotentConsumer:
                 if batch:
                     records = [record for part in batch.values() for record in part]
                     self.process_batch(records, stop_event)
-                self._maybe_update_lag()
                 if time.monotonic() - self._last_prune >= self._prune_every_s:
                     self.prune_processed()
         except Exception:
@@ -487,19 +484,6 @@ class IdempotentConsumer:
         if total:
             log.info("consumer_processed_pruned", consumer=self.name, deleted=total)
         return total
-
-    def _maybe_update_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._last_lag < self._lag_every_s:
-            return
-        self._last_lag = now
-        # highwater comes with every fetch response: no request is sent here.
-        for tp in self._consumer.assignment():
-            high = self._consumer.highwater(tp)
-            position = self._next_offsets.get(tp)
-            if high is None or position is None:
-                continue
-            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(int(high) - position, 0))
 
     def close(self) -> None:
         if self._closed:

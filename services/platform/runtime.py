@@ -33,6 +33,7 @@ from services.platform.db import set_up_database
 from services.platform.grpc_server import GrpcServer, Guard
 from services.platform.idempotency import Fingerprint, sha256_fingerprint
 from services.platform.kafka import Producer, ensure_topics, make_producer
+from services.platform.lag import ConsumerGroup, LagProbe
 from services.platform.logs import configure_logging, get_logger
 from services.platform.metrics import start_metrics_server
 from services.platform.outbox import BackgroundRelay, OutboxWriter, start_relay_thread
@@ -307,6 +308,14 @@ class ServiceRuntime:
             batch_size=self.settings.outbox_batch_size,
             poll_interval=self.settings.outbox_poll_interval_s,
         )
+        if self._pending_consumers:
+            # The lag is read from the broker on a thread of its own: right even while a consumer is stuck.
+            probe = LagProbe(
+                self.settings.kafka_bootstrap_list,
+                [ConsumerGroup(c.name, c.group_id, c.topics) for c in self._pending_consumers],
+                interval_s=self.settings.consumer_lag_interval_s,
+            )
+            self._tasks.append(("consumer-lag-probe", probe.run))
         for consumer in self._pending_consumers:
             thread = threading.Thread(
                 target=consumer.run,

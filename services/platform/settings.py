@@ -41,6 +41,8 @@ class ServiceSettings(BaseSettings):
     topic_replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
     outbox_batch_size: Annotated[int, Field(ge=1, le=100_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0, le=60)] = 0.2
+    # How often the consumers' lag is read from the broker (end offsets minus committed offsets).
+    consumer_lag_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
     grpc_shutdown_grace_s: Annotated[float, Field(ge=0, le=300)] = 10.0
     # Threads for unary calls (blocking PostgreSQL work). Streams do not take one: they live on the loop.
     grpc_max_workers: Annotated[int, Field(ge=1, le=1024)] = 16

@@ -156,7 +156,7 @@ def make_consumer(
 ) -> IdempotentConsumer:
     name = unique_name("counters")
     return IdempotentConsumer(
-        name, [topic], kafka_bootstrap, pool, apply_counter, producer, poll_timeout_ms=100, lag_every_s=0.5
+        name, [topic], kafka_bootstrap, pool, apply_counter, producer, poll_timeout_ms=100
     )
 
 
