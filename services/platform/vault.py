@@ -126,11 +126,17 @@ def ensure_dev_key(directory: Path, filename: str) -> bytes:
 
 
 def load_person_key(
-    domain: str, inline: SecretStr | None, file: Path | None, *, dev_keys: bool, dev_dir: Path
+    domain: str,
+    inline: SecretStr | None,
+    file: Path | None,
+    *,
+    dev_keys: bool,
+    dev_dir: Path,
+    setting: str = "",
 ) -> bytes:
     """The configured key of ``domain`` (inline or from a mounted Secret file), or the local dev key when
-    allowed; PersonKeyError naming the setting otherwise."""
-    setting = f"{domain.upper()}_PERSON_KEY"
+    allowed; PersonKeyError naming the setting (``<DOMAIN>_PERSON_KEY`` unless given) otherwise."""
+    setting = setting or f"{domain.upper()}_PERSON_KEY"
     if inline is not None:
         return decode_person_key(inline.get_secret_value())
     if file is not None:
@@ -143,7 +149,7 @@ def load_person_key(
         except ValueError as exc:
             raise PersonKeyError(f"{setting}_FILE: {exc}") from None
     if dev_keys:
-        return ensure_dev_key(dev_dir, f"{domain}-person-key")
+        return ensure_dev_key(dev_dir, setting.lower().replace("_", "-"))
     raise PersonKeyError(
         f"{setting} (or {setting}_FILE) is required but not set "
         "(set CITYHUB_DEV_KEYS=true to use a generated local key for development)"

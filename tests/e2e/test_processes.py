@@ -1,6 +1,7 @@
 """The processes `make run` starts, run as real processes, as a newcomer would meet them: each becomes
 SERVING once PostgreSQL and Kafka answer and reflection lists its services; real calls across processes
-register a site (safety) and a park and enterprise (industry) and their events come back from Kafka; SIGTERM
+register a site (safety), a park and enterprise (industry) and a kitchen for the site (kitchen, which checks
+the site with safety over gRPC with its own service token), and their events come back from Kafka; SIGTERM
 drains each and it exits 0."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import grpc
 import pytest
 from cityhub.common.v1 import common_pb2
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
+from cityhub.kitchen.v1 import kitchen_pb2, kitchen_pb2_grpc
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -73,12 +75,16 @@ def processes(
     ensure_dev_keys()
     logs = tmp_path_factory.mktemp("e2e-logs")
     running: dict[str, Running] = {}
+    ports = {spec.name: free_port() for spec in SPECS}
+    # Services that call each other find their peers where this run put them, not at make run's ports.
+    peers = {f"{name.upper()}_GRPC_ADDRESS": f"127.0.0.1:{port}" for name, port in ports.items()}
     try:
         for spec in SPECS:
-            port = free_port()
+            port = ports[spec.name]
             env = {
                 **os.environ,
                 **spec.env,
+                **{key: value for key, value in peers.items() if key in spec.env},
                 # Its own schema, so this run shares nothing with a `make run` stack on the same database.
                 "SERVICE_NAME": unique_name(spec.name),
                 "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -121,7 +127,9 @@ def processes(
 
 def _token() -> str:
     issuer = TokenIssuer.from_settings(SecuritySettings(dev_keys=True))
-    return issuer.issue(sub="e2e-operator", roles=["district_operator", "industry_operator"], ttl_s=600)
+    return issuer.issue(
+        sub="e2e-operator", roles=["district_operator", "industry_operator", "food_inspector"], ttl_s=600
+    )
 
 
 def _credit_code() -> str:
@@ -184,10 +192,30 @@ def test_registrations_over_grpc_reach_kafka_as_events(
             timeout=15,
         )
 
+    with grpc.insecure_channel(processes["kitchen"].address) as channel:
+        kitchens: Any = kitchen_pb2_grpc.KitchenServiceStub(channel)
+        kitchen = kitchens.RegisterKitchen(
+            kitchen_pb2.RegisterKitchenRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                site_id=site.site_id,
+                name="Luqiao No. 2 Primary School kitchen",
+                operator=kitchen_pb2.KitchenOperator(
+                    kind=kitchen_pb2.OPERATOR_KIND_CONTRACTOR, name="Taizhou Precision Co.", credit_code=code
+                ),
+                meals_per_day=900,
+                shifts=[kitchen_pb2.Shift(name="lunch", start_time="08:30", end_time="13:00")],
+            ),
+            metadata=metadata,
+            timeout=15,
+        ).kitchen
+    # The town came from safety's record of the site: the call between the processes happened.
+    assert kitchen.town == "Luqiao Street"
+
     wanted = {
         ("cityhub.safety.v1.SiteRegistered", site.site_id),
         ("cityhub.industry.v1.ParkRegistered", park.park_id),
         ("cityhub.industry.v1.EnterpriseOnboarded", code),
+        ("cityhub.kitchen.v1.KitchenRegistered", kitchen.kitchen_id),
     }
 
     def seen(records: list[Any]) -> set[tuple[str, str]]:
@@ -197,8 +225,9 @@ def test_registrations_over_grpc_reach_kafka_as_events(
             found.add((headers.get("ce_type", ""), headers.get("ce_subject", "")))
         return found & wanted
 
-    with TopicReader(kafka_bootstrap, ["cityhub.safety.events.v1", "cityhub.industry.events.v1"]) as reader:
-        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the three registration events")
+    topics = ["cityhub.safety.events.v1", "cityhub.industry.events.v1", "cityhub.kitchen.events.v1"]
+    with TopicReader(kafka_bootstrap, topics) as reader:
+        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the four registration events")
 
 
 @pytest.mark.parametrize("name", [s.name for s in SPECS])

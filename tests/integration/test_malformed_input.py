@@ -112,7 +112,7 @@ def _service_settings(
             values[name] = True
         elif name.endswith("_dev_secrets_dir"):
             values[name] = secrets_dir
-        elif name.endswith("_grpc_address") and info.is_required():
+        elif name.endswith("_grpc_address"):
             values[name] = "127.0.0.1:9"  # a peer that is not there: UNAVAILABLE, a documented answer
     return load_settings(cls, **values)
 

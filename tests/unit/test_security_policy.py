@@ -8,6 +8,8 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from services.industry.grpc_api import INDUSTRY_SERVICE
 from services.industry.grpc_api import POLICY as INDUSTRY_POLICY
+from services.kitchen.grpc_api import KITCHEN_SERVICE
+from services.kitchen.grpc_api import POLICY as KITCHEN_POLICY
 from services.platform.errors import PermissionDeniedError
 from services.platform.probe import POLICY as PROBE_POLICY
 from services.platform.probe import PROBE_SERVICE
@@ -31,6 +33,7 @@ SERVICE_POLICIES: dict[str, PolicyTable] = {
     PROBE_SERVICE: PROBE_POLICY,
     SAFETY_SERVICE: SAFETY_POLICY,
     INDUSTRY_SERVICE: INDUSTRY_POLICY,
+    KITCHEN_SERVICE: KITCHEN_POLICY,
 }
 PROBE: ServiceDescriptor = testing_pb2.DESCRIPTOR.services_by_name["ProbeService"]
 PERSON_POLICY = PROBE_POLICY["GetPersonRecord"]

@@ -14,6 +14,7 @@ from services.industry.domain.model import AlertKind, Severity
 from services.industry.domain.records import NewAlert
 from services.industry.usecases.common import Clock, IndustryConfig, IndustryStore, utc_now
 from services.platform.logs import get_logger
+from services.platform.periodic import repeat
 from services.platform.uow import Transaction, UnitOfWork
 
 __all__ = ["HealthMonitor"]
@@ -97,13 +98,9 @@ class HealthMonitor:
         return len(due)
 
     def run(self, stop: threading.Event) -> None:
-        log.info("health_monitor_started", interval_s=self._interval)
-        while not stop.is_set():
-            try:
-                while any(count >= self._limit for count in self.tick()):
-                    if stop.is_set():
-                        break
-            except Exception as error:  # noqa: BLE001 - the next round retries; the thread must live on
-                log.warning("health_tick_failed", error=str(error), error_type=type(error).__name__)
-            stop.wait(self._interval)
-        log.info("health_monitor_stopped")
+        repeat(
+            stop,
+            self._interval,
+            lambda: any(count >= self._limit for count in self.tick()),
+            task="industry-health",
+        )

@@ -1,0 +1,1 @@
+"""The kitchen service's use cases, one module per family."""
