@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -43,6 +43,7 @@ __all__ = [
     "check_event_time",
     "check_query_period",
     "event_time_problem",
+    "parse_date",
     "query_time_problem",
     "request_problems",
     "text_problem",
@@ -50,6 +51,20 @@ __all__ = [
 ]
 
 # --- times ------------------------------------------------------------------------------------------
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(value: str) -> date | None:
+    """A calendar date written exactly YYYY-MM-DD (ASCII digits), or None: the contracts' date strings.
+    ``date.fromisoformat`` alone would also take "20240301" and week dates, which they do not allow."""
+    if not _DATE.fullmatch(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
 
 # No CityHub record describes anything before this: an earlier event time is a wrong clock or a default.
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)

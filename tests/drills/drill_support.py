@@ -28,17 +28,24 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import psycopg
+from cityhub.commerce.v1 import commerce_pb2, commerce_pb2_grpc
+from cityhub.commerce.v1 import events_pb2 as commerce_events
 from cityhub.industry.v1 import events_pb2 as industry_events
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
+from cityhub.kitchen.v1 import events_pb2 as kitchen_events
+from cityhub.kitchen.v1 import kitchen_pb2, kitchen_pb2_grpc
 from cityhub.safety.v1 import events_pb2 as safety_events
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg import sql
 
@@ -92,6 +99,8 @@ _HEALTH_CHANNEL_OPTIONS = [
 _TOPIC_SETTINGS = {
     "safety": {"SAFETY_EVENTS_TOPIC": "events"},
     "industry": {"INDUSTRY_EVENTS_TOPIC": "events", "INDUSTRY_TELEMETRY_TOPIC": "telemetry"},
+    "kitchen": {"KITCHEN_EVENTS_TOPIC": "events", "KITCHEN_READINGS_TOPIC": "readings"},
+    "commerce": {"COMMERCE_EVENTS_TOPIC": "events"},
 }
 
 # Each event type the load makes, and the field that names the request that made it (its marker).
@@ -103,6 +112,13 @@ MARKERS: dict[str, tuple[type[Message], str]] = {
     "cityhub.industry.v1.EnterpriseOnboarded": (industry_events.EnterpriseOnboarded, "credit_code"),
     "cityhub.industry.v1.DeviceRegistered": (industry_events.DeviceRegistered, "credit_code"),
     "cityhub.industry.v1.OrderStageChanged": (industry_events.OrderStageChanged, "credit_code"),
+    "cityhub.kitchen.v1.KitchenRegistered": (kitchen_events.KitchenRegistered, "name"),
+    "cityhub.kitchen.v1.DeliveryReceived": (kitchen_events.DeliveryReceived, "kitchen_id"),
+    "cityhub.kitchen.v1.MealServed": (kitchen_events.MealServed, "kitchen_id"),
+    "cityhub.commerce.v1.FederationCreated": (commerce_events.FederationCreated, "name"),
+    "cityhub.commerce.v1.ChamberCreated": (commerce_events.ChamberCreated, "name"),
+    "cityhub.commerce.v1.MembershipApplied": (commerce_events.MembershipApplied, "credit_code"),
+    "cityhub.commerce.v1.ActivityHeld": (commerce_events.ActivityHeld, "title"),
 }
 
 
@@ -318,6 +334,8 @@ class LoadDriver:
         self._failures: list[BaseException] = []
         self.changes: list[Change] = []
         self.park_id = ""
+        self.school_id = ""
+        self.chamber_id = ""
 
     # One attempt loop for every RPC: the caller's deadline, its retries, and the record of each answer.
     def call(
@@ -352,7 +370,8 @@ class LoadDriver:
         return None, change
 
     def set_up(self) -> None:
-        """What the industry clients share: one park, registered before the load starts."""
+        """What the clients share, registered before the load starts: industry's park, and the school
+        whose kitchens the kitchen clients register (kitchen checks it with safety over gRPC)."""
         with grpc.insecure_channel(self._addresses["industry"], options=CALLER_CHANNEL_OPTIONS) as channel:
             stub: Any = industry_pb2_grpc.IndustryServiceStub(channel)
             request = industry_pb2.RegisterParkRequest(
@@ -369,9 +388,81 @@ class LoadDriver:
             )
             assert reply is not None, f"the drill's park was not registered: {change}"
             self.park_id = change.marker = change.entity = reply.park.park_id
+        if "commerce" in self._addresses:
+            self._set_up_chamber()
+        if "kitchen" not in self._addresses:
+            return
+        with grpc.insecure_channel(self._addresses["safety"], options=CALLER_CHANNEL_OPTIONS) as channel:
+            safety: Any = safety_pb2_grpc.SafetyServiceStub(channel)
+            name = f"Drill school {self._tag}"
+            site = safety_pb2.RegisterSiteRequest(
+                request_id=f"drill-{self._tag}-school",
+                name=name,
+                kind=safety_pb2.SITE_KIND_SCHOOL,
+                address="18 Tongyu Road, Luqiao District, Taizhou",
+                division_code="331004",
+                town="Luqiao Street",
+                duty_room=safety_pb2.DutyRoomContact(name="Gate duty room", phone="0576-8288 1234"),
+            )
+            reply, change = self.call(
+                service="safety",
+                rpc="RegisterSite",
+                ce_type="cityhub.safety.v1.SiteRegistered",
+                marker=name,
+                request_id=site.request_id,
+                send=lambda t: safety.RegisterSite(site, metadata=self._metadata, timeout=t),
+            )
+            assert reply is not None, f"the drill's school was not registered: {change}"
+            self.school_id = change.entity = reply.site.site_id
+
+    def _set_up_chamber(self) -> None:
+        """The province federation and the chamber the commerce clients apply to."""
+        with grpc.insecure_channel(self._addresses["commerce"], options=CALLER_CHANNEL_OPTIONS) as channel:
+            stub: Any = commerce_pb2_grpc.CommerceServiceStub(channel)
+            name = f"Drill federation {self._tag}"
+            federation = commerce_pb2.CreateFederationRequest(
+                request_id=f"drill-{self._tag}-federation",
+                name=name,
+                level=commerce_pb2.FEDERATION_LEVEL_PROVINCE,
+                division_code="330000",
+            )
+            reply, change = self.call(
+                service="commerce",
+                rpc="CreateFederation",
+                ce_type="cityhub.commerce.v1.FederationCreated",
+                marker=name,
+                request_id=federation.request_id,
+                send=lambda t: stub.CreateFederation(federation, metadata=self._metadata, timeout=t),
+            )
+            assert reply is not None, f"the drill's federation was not created: {change}"
+            change.entity = reply.federation.federation_id
+            name = f"Drill chamber {self._tag}"
+            chamber = commerce_pb2.CreateChamberRequest(
+                request_id=f"drill-{self._tag}-chamber",
+                federation_id=reply.federation.federation_id,
+                name=name,
+                kind=commerce_pb2.CHAMBER_KIND_TRADE,
+                sector="MACHINERY",
+                join_rule=commerce_pb2.JOIN_RULE_AUTO_APPROVE_KNOWN,
+            )
+            reply, change = self.call(
+                service="commerce",
+                rpc="CreateChamber",
+                ce_type="cityhub.commerce.v1.ChamberCreated",
+                marker=name,
+                request_id=chamber.request_id,
+                send=lambda t: stub.CreateChamber(chamber, metadata=self._metadata, timeout=t),
+            )
+            assert reply is not None, f"the drill's chamber was not created: {change}"
+            self.chamber_id = change.entity = reply.chamber.chamber_id
 
     def start(self) -> None:
-        for service, client in (("safety", self._safety_client), ("industry", self._industry_client)):
+        clients = {"safety": self._safety_client, "industry": self._industry_client}
+        if "kitchen" in self._addresses:
+            clients["kitchen"] = self._kitchen_client
+        if "commerce" in self._addresses:
+            clients["commerce"] = self._commerce_client
+        for service, client in clients.items():
             for index in range(self._threads_per_service):
                 thread = threading.Thread(
                     target=self._guarded, args=(client, index), name=f"drill-{service}-{index}", daemon=True
@@ -551,6 +642,134 @@ class LoadDriver:
                     ),
                     method=stub.CreateOrder,
                     entity_of=lambda reply: str(reply.order.order_id),
+                )
+
+    def _kitchen_client(self, index: int) -> None:
+        """A kitchen for the drill's school (checked with safety), a lot received, a meal served of it."""
+        with grpc.insecure_channel(self._addresses["kitchen"], options=CALLER_CHANNEL_OPTIONS) as channel:
+            stub: Any = kitchen_pb2_grpc.KitchenServiceStub(channel)
+            due = [time.monotonic()]
+            for number in self._chains():
+                rid = f"drill-{self._tag}-k{index}-{number}"
+                name = f"Drill kitchen {rid}"
+                kitchen = self._step(
+                    due,
+                    service="kitchen",
+                    rpc="RegisterKitchen",
+                    ce_type="cityhub.kitchen.v1.KitchenRegistered",
+                    marker=name,
+                    request=kitchen_pb2.RegisterKitchenRequest(
+                        request_id=f"{rid}-kitchen",
+                        site_id=self.school_id,
+                        name=name,
+                        operator=kitchen_pb2.KitchenOperator(
+                            kind=kitchen_pb2.OPERATOR_KIND_SCHOOL_RUN, name="The school"
+                        ),
+                        meals_per_day=600,
+                        shifts=[kitchen_pb2.Shift(name="lunch", start_time="09:00", end_time="13:00")],
+                    ),
+                    method=stub.RegisterKitchen,
+                    entity_of=lambda reply: str(reply.kitchen.kitchen_id),
+                )
+                if kitchen is None:
+                    continue
+                kitchen_id = str(kitchen.kitchen.kitchen_id)
+                delivery = self._step(
+                    due,
+                    service="kitchen",
+                    rpc="ReceiveDelivery",
+                    ce_type="cityhub.kitchen.v1.DeliveryReceived",
+                    marker=kitchen_id,
+                    request=kitchen_pb2.ReceiveDeliveryRequest(
+                        request_id=f"{rid}-delivery",
+                        kitchen_id=kitchen_id,
+                        supplier_credit_code=_credit_code(),
+                        product="Rice",
+                        lot_number=f"LOT-{rid}",
+                        quantity=50.0,
+                        unit="kg",
+                        production_date="2026-01-01",
+                        shelf_life_days=3650,
+                        certificate_ref=f"CERT-{rid}",
+                    ),
+                    method=stub.ReceiveDelivery,
+                    entity_of=lambda reply: str(reply.delivery.delivery_id),
+                )
+                if delivery is None:
+                    continue
+                self._step(
+                    due,
+                    service="kitchen",
+                    rpc="RecordMeal",
+                    ce_type="cityhub.kitchen.v1.MealServed",
+                    marker=kitchen_id,
+                    request=kitchen_pb2.RecordMealRequest(
+                        request_id=f"{rid}-meal",
+                        kitchen_id=kitchen_id,
+                        meal_date=datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat(),
+                        sitting=kitchen_pb2.SITTING_LUNCH,
+                        dishes=[
+                            kitchen_pb2.Dish(
+                                name="Rice",
+                                ingredients=[
+                                    kitchen_pb2.IngredientUse(
+                                        delivery_id=delivery.delivery.delivery_id, quantity=5.0, unit="kg"
+                                    )
+                                ],
+                                retained_sample_grams=150.0,
+                            )
+                        ],
+                        servings=100,
+                    ),
+                    method=stub.RecordMeal,
+                    entity_of=lambda reply: str(reply.meal.meal_id),
+                )
+
+    def _commerce_client(self, index: int) -> None:
+        """An enterprise industry does not know applies to the chamber (kept pending, after commerce asked
+        industry over gRPC), and the chamber holds an activity."""
+        with grpc.insecure_channel(self._addresses["commerce"], options=CALLER_CHANNEL_OPTIONS) as channel:
+            stub: Any = commerce_pb2_grpc.CommerceServiceStub(channel)
+            due = [time.monotonic()]
+            for number in self._chains():
+                rid = f"drill-{self._tag}-c{index}-{number}"
+                code = _credit_code()
+                applied = self._step(
+                    due,
+                    service="commerce",
+                    rpc="ApplyForMembership",
+                    ce_type="cityhub.commerce.v1.MembershipApplied",
+                    marker=code,
+                    request=commerce_pb2.ApplyForMembershipRequest(
+                        request_id=f"{rid}-join",
+                        chamber_id=self.chamber_id,
+                        credit_code=code,
+                        enterprise_name=f"Drill member {rid}",
+                    ),
+                    method=stub.ApplyForMembership,
+                    entity_of=lambda reply: str(reply.membership.membership_id),
+                )
+                if applied is None:
+                    continue
+                starts = datetime.now(ZoneInfo("UTC")) + timedelta(days=30)
+                title = f"Drill forum {rid}"
+                self._step(
+                    due,
+                    service="commerce",
+                    rpc="CreateActivity",
+                    ce_type="cityhub.commerce.v1.ActivityHeld",
+                    marker=title,
+                    request=commerce_pb2.CreateActivityRequest(
+                        request_id=f"{rid}-activity",
+                        chamber_id=self.chamber_id,
+                        title=title,
+                        place="Luqiao",
+                        starts_at=Timestamp(seconds=int(starts.timestamp())),
+                        capacity=50,
+                        sign_up_deadline=Timestamp(seconds=int((starts - timedelta(days=1)).timestamp())),
+                    ),
+                    method=stub.CreateActivity,
+                    entity_of=lambda reply: str(reply.activity.activity_id),
                 )
 
 
@@ -941,6 +1160,9 @@ class Drill:
         ensure_dev_keys()
         specs = load_processes()
         assert {spec.name for spec in specs} >= {"safety", "industry"}, "processes.toml lost a service"
+        ports = {spec.name: free_port() for spec in specs}
+        # Services that call each other find their peers where the drill put them, not at make run's ports.
+        peers = {f"{name.upper()}_GRPC_ADDRESS": f"127.0.0.1:{port}" for name, port in ports.items()}
         for spec in specs:
             schema = f"drill_{spec.name}_{self.tag}"
             topics = {
@@ -954,14 +1176,15 @@ class Drill:
                 "KAFKA_BOOTSTRAP_SERVERS": self.stack.kafka_bootstrap,
                 "DATABASE_URL": self.stack.database_url,
                 "GRPC_HOST": "127.0.0.1",
-                "GRPC_PORT": str(free_port()),
+                "GRPC_PORT": str(ports[spec.name]),
                 "METRICS_PORT": "0",
                 "LOG_FORMAT": "json",
                 "CITYHUB_DEV_KEYS": "true",
                 # ... its own topics, so the drill reads back only what it made ...
                 **topics,
-                # ... and what processes.toml adds for it.
+                # ... and what processes.toml adds for it, its peers at the drill's addresses.
                 **spec.env,
+                **{key: value for key, value in peers.items() if key in spec.env},
             }
             self.topics[spec.name] = topics
             self.processes[spec.name] = ServiceProcess(spec, env, self.workdir / f"{spec.name}.log")

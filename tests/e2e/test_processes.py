@@ -1,8 +1,9 @@
 """The processes `make run` starts, run as real processes, as a newcomer would meet them: each becomes
 SERVING once PostgreSQL and Kafka answer and reflection lists its services; real calls across processes
 register a site (safety), a park and enterprise (industry) and a kitchen for the site (kitchen, which checks
-the site with safety over gRPC with its own service token), and their events come back from Kafka; SIGTERM
-drains each and it exits 0."""
+the site with safety over gRPC with its own service token) and the enterprise's membership of a chamber
+(commerce, which looks the enterprise up in industry and so approves it at once), and their events come
+back from Kafka; SIGTERM drains each and it exits 0."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import IO, Any
 
 import grpc
 import pytest
+from cityhub.commerce.v1 import commerce_pb2, commerce_pb2_grpc
 from cityhub.common.v1 import common_pb2
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
 from cityhub.kitchen.v1 import kitchen_pb2, kitchen_pb2_grpc
@@ -211,11 +213,49 @@ def test_registrations_over_grpc_reach_kafka_as_events(
     # The town came from safety's record of the site: the call between the processes happened.
     assert kitchen.town == "Luqiao Street"
 
+    with grpc.insecure_channel(processes["commerce"].address) as channel:
+        commerce: Any = commerce_pb2_grpc.CommerceServiceStub(channel)
+        province = commerce.CreateFederation(
+            commerce_pb2.CreateFederationRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                name="Zhejiang Federation of Industry and Commerce",
+                level=commerce_pb2.FEDERATION_LEVEL_PROVINCE,
+                division_code="330000",
+            ),
+            metadata=metadata,
+            timeout=15,
+        ).federation
+        chamber = commerce.CreateChamber(
+            commerce_pb2.CreateChamberRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                federation_id=province.federation_id,
+                name="Zhejiang Machinery Chamber",
+                kind=commerce_pb2.CHAMBER_KIND_TRADE,
+                sector="MACHINERY",
+                join_rule=commerce_pb2.JOIN_RULE_AUTO_APPROVE_KNOWN,
+            ),
+            metadata=metadata,
+            timeout=15,
+        ).chamber
+        membership = commerce.ApplyForMembership(
+            commerce_pb2.ApplyForMembershipRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}", chamber_id=chamber.chamber_id, credit_code=code
+            ),
+            metadata=metadata,
+            timeout=15,
+        ).membership
+    # Found in industry (name prefilled from it), so the chamber's rule approved it at once.
+    assert (membership.enterprise_name, membership.status) == (
+        "Taizhou Precision Co.",
+        commerce_pb2.MEMBERSHIP_STATUS_ACTIVE,
+    )
+
     wanted = {
         ("cityhub.safety.v1.SiteRegistered", site.site_id),
         ("cityhub.industry.v1.ParkRegistered", park.park_id),
         ("cityhub.industry.v1.EnterpriseOnboarded", code),
         ("cityhub.kitchen.v1.KitchenRegistered", kitchen.kitchen_id),
+        ("cityhub.commerce.v1.MembershipApproved", membership.membership_id),
     }
 
     def seen(records: list[Any]) -> set[tuple[str, str]]:
@@ -225,9 +265,9 @@ def test_registrations_over_grpc_reach_kafka_as_events(
             found.add((headers.get("ce_type", ""), headers.get("ce_subject", "")))
         return found & wanted
 
-    topics = ["cityhub.safety.events.v1", "cityhub.industry.events.v1", "cityhub.kitchen.events.v1"]
+    topics = [f"cityhub.{name}.events.v1" for name in ("safety", "industry", "kitchen", "commerce")]
     with TopicReader(kafka_bootstrap, topics) as reader:
-        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the four registration events")
+        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the five registration events")
 
 
 @pytest.mark.parametrize("name", [s.name for s in SPECS])

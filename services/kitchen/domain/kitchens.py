@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from services.kitchen.domain.model import GeoPoint, OperatorKind, Shift
 from services.platform.errors import Violations
 from services.platform.idempotency import check_request_id
 from services.platform.identifiers import invalid_credit_code
-from services.platform.validation import check_event_time, text_problem
+from services.platform.validation import check_event_time, parse_date, text_problem
 
 __all__ = [
     "MAX_FINDINGS",
@@ -43,7 +43,6 @@ _MAX_NAME = 200
 _MAX_SHIFT_NAME = 40
 _MAX_COMMITMENT = 500
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def minute_of(value: str) -> int | None:
@@ -52,16 +51,6 @@ def minute_of(value: str) -> int | None:
     if matched is None:
         return None
     return int(matched.group(1)) * 60 + int(matched.group(2))
-
-
-def parse_date(value: str) -> date | None:
-    """A "YYYY-MM-DD" calendar date, or None when it is not one."""
-    if not _DATE.fullmatch(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _text(v: Violations, field: str, value: str, limit: int, *, required: bool) -> None:

@@ -5,7 +5,6 @@ and serving) and backward (a meal to every lot and supplier). Pure: no grpc, psy
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -14,7 +13,7 @@ from zoneinfo import ZoneInfo
 from services.platform.errors import Violations
 from services.platform.idempotency import check_request_id
 from services.platform.identifiers import invalid_credit_code
-from services.platform.validation import check_event_time, check_query_period, text_problem
+from services.platform.validation import check_event_time, check_query_period, parse_date, text_problem
 
 __all__ = [
     "MAX_SHELF_LIFE_DAYS",
@@ -48,7 +47,6 @@ MAX_DISHES = 100
 MAX_INGREDIENTS = 200
 _MAX_TEXT = 500
 _MAX_ID = 128
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class DeliveryStatus(StrEnum):
@@ -66,17 +64,6 @@ class Sitting(StrEnum):
     LUNCH = "LUNCH"
     DINNER = "DINNER"
     SNACK = "SNACK"
-
-
-def parse_date(value: str) -> date | None:
-    """A calendar date written exactly YYYY-MM-DD (ASCII digits), or None. ``date.fromisoformat`` alone
-    would also take "20240301" and week dates, which the contract does not allow."""
-    if not _DATE.fullmatch(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def use_by(production: date, shelf_life_days: int) -> date:

@@ -1,21 +1,7 @@
-"""What every part of the kitchen repository shares: the connection it is bound to."""
+"""The connection every part of the kitchen repository is bound to (the platform's :class:`SqlPart`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
+from services.platform.repository import Conn, SqlPart
 
 __all__ = ["Conn", "SqlPart"]
-
-Conn = psycopg.Connection[Any]
-
-
-class SqlPart:
-    """Base of each family's SQL (kitchens, staff, equipment, ...): :class:`KitchenRepository` combines
-    them over one connection, so one transaction spans every family a use case touches."""
-
-    _conn: Conn
-
-    def __init__(self, conn: Conn) -> None:
-        self._conn = conn

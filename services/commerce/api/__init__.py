@@ -1,0 +1,35 @@
+"""The CommerceService servicer, one mixin per family (grpc_api.py combines them and holds the POLICY).
+
+Each mixin's methods build a command from the request (via mapping), call a use case and map the result:
+no SQL, no Kafka, no repository imports. ``_init_<family>(ctx)`` builds the family's use cases once.
+"""
+
+from __future__ import annotations
+
+from services.commerce.domain.access import Visibility
+from services.platform.security import Access, Role, current_access
+
+__all__ = ["caller_subject", "current_visibility", "visibility_of"]
+
+_EVERYWHERE = {Role.DISTRICT_OPERATOR.value, Role.SERVICE.value}
+
+
+def visibility_of(access: Access) -> Visibility:
+    """What the call may see, from the roles that let it through (domain/access.py)."""
+    if access.roles & _EVERYWHERE:
+        return Visibility.of(everything=True)
+    caller = access.caller
+    chambers = caller.scope_ids("chamber") if Role.CHAMBER_STAFF.value in access.roles else frozenset()
+    enterprises = (
+        caller.scope_ids("enterprise") if Role.ENTERPRISE_USER.value in access.roles else frozenset()
+    )
+    return Visibility(False, chambers, enterprises)
+
+
+def current_visibility() -> Visibility:
+    return visibility_of(current_access())
+
+
+def caller_subject() -> str:
+    """Who is acting (the token's subject)."""
+    return current_access().caller.sub

@@ -1,0 +1,1 @@
+"""The commerce service's use cases, one module per family."""
