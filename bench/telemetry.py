@@ -471,6 +471,10 @@ def _service_env(
         CITYHUB_DEV_KEYS="true",
         CITYHUB_DEV_SECRETS_DIR=str(secrets_dir),
         GRPC_MAX_WORKERS="32",
+        # The callers send their 12 prepared sections over and over: with the ingest's memory of recent
+        # sample starts on, every round after the first would be answered as duplicates and measure
+        # nothing. Off, the samples are sent on and the rollup's coverage counts each once.
+        INDUSTRY_TELEMETRY_RECENT_STARTS_PER_DEVICE="0",
     )
     env.update(extra)
     return env

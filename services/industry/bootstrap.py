@@ -9,6 +9,7 @@ from pathlib import Path
 from cityhub.industry.v1 import industry_pb2_grpc, telemetry_pb2
 
 from services.industry.adapters.device_directory import DeviceDirectory
+from services.industry.adapters.recent_starts import RecentStarts
 from services.industry.adapters.telemetry_wire import device_partitioner
 from services.industry.consumers import telemetry_batch_handler, telemetry_handler
 from services.industry.domain.telemetry import SampleLimits
@@ -92,6 +93,7 @@ def build(
         ingest = TelemetryIngest(
             directory,
             runtime.producer,
+            uow,
             topic=telemetry_topic,
             partitions=partitions,
             source=runtime.outbox.source,
@@ -99,6 +101,7 @@ def build(
             max_samples=settings.industry_telemetry_max_samples_per_request,
             ack_timeout_s=settings.industry_telemetry_ack_timeout_s,
             breaker=runtime.breaker("Kafka"),
+            recent=RecentStarts(settings.industry_telemetry_recent_starts_per_device),
         )
         servicer = IndustryServicer(
             Registry(uow, config, directory),

@@ -167,9 +167,13 @@ class IndustryServicer(industry_pb2_grpc.IndustryServiceServicer):
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> industry_pb2.IngestTelemetryResponse:
         result = self._ingest.ingest(
-            request.request_id, request.samples, _visibility(), all_or_nothing=request.all_or_nothing
+            request.request_id,
+            request.samples,
+            _visibility(),
+            all_or_nothing=request.all_or_nothing,
+            digest=mapping.ingest_digest(request) if request.request_id else "",
         )
-        return mapping.ingest_response(result.accepted_count, result.rejections)
+        return mapping.ingest_response(result.accepted_count, result.rejections, result.duplicate_count)
 
     def GetUtilisation(  # noqa: N802
         self,

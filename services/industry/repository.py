@@ -38,7 +38,13 @@ from services.industry.domain.model import (
     Subject,
 )
 from services.industry.domain.records import Bucket, DueRollup, NewAlert, SilentDevice
-from services.industry.domain.telemetry import STATE_OF_CODE, DeviceProfile, HourTotals, StatusSnapshot
+from services.industry.domain.telemetry import (
+    STATE_OF_CODE,
+    DeviceProfile,
+    HourCoverage,
+    HourTotals,
+    StatusSnapshot,
+)
 from services.industry.domain.utilisation import Totals
 from services.industry.domain.workshops import WorkshopCoverage
 
@@ -78,6 +84,12 @@ SEVERITY = _Codes(Severity)
 
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _bits(bitset: int) -> bytes:
+    """A bitset as little-endian bytes, as short as its highest bit allows (b"" for none): a row's
+    bitmaps grow with the hour instead of starting at full size."""
+    return bitset.to_bytes((bitset.bit_length() + 7) // 8, "little")
 
 
 def _ms(moment: datetime) -> int:
@@ -361,14 +373,45 @@ class IndustryRepository:
 
     # --- telemetry rollup and device status -------------------------------------------------------------
 
-    def add_hourly(self, totals: Mapping[tuple[str, int], HourTotals]) -> None:
-        """Add sums to the hourly rows in one statement (unnest of arrays), marking them dirty."""
+    def lock_hour_coverage(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], HourCoverage]:
+        """What the hourly rows of ``keys`` (device id, hour start in Unix ms) already count, locked for the
+        rest of the transaction (in key order, so two transactions locking overlapping sets cannot
+        deadlock). A key without a row is absent. Read in binary: a row's bitmaps are up to 900 bytes."""
+        ordered = sorted(keys)
+        if not ordered:
+            return {}
+        cursor = self.conn.execute(
+            """SELECT u.device_id, k.hour_ms, u.covered, u.starts
+               FROM unnest(%s::text[], %s::bigint[]) WITH ORDINALITY AS k(device_id, hour_ms, n)
+               JOIN utilisation_hourly u
+                 ON u.device_id = k.device_id AND u.hour_start = to_timestamp(k.hour_ms / 1000.0)
+               ORDER BY k.n FOR UPDATE OF u""",
+            ([k[0] for k in ordered], [k[1] for k in ordered]),
+            binary=True,
+        )
+        frm = int.from_bytes
+        return {
+            (device_id, hour_ms): HourCoverage(frm(covered, "little"), frm(starts, "little"))
+            for device_id, hour_ms, covered, starts in cursor.fetchall()
+        }
+
+    def add_hourly(
+        self,
+        totals: Mapping[tuple[str, int], HourTotals],
+        coverage: Mapping[tuple[str, int], HourCoverage],
+    ) -> None:
+        """Add what samples newly counted to the hourly rows and store what the rows now cover, in one
+        statement (unnest of arrays), marking them dirty. The bitmaps are replaced, not merged: they were
+        read under :meth:`lock_hour_coverage`'s lock (a row created since is another consumer's work on the
+        same device, which the partition assignment rules out)."""
         if not totals:
             return
-        columns: list[list[Any]] = [[] for _ in range(9)]
-        for (device_id, hour_ms), row in totals.items():
+        columns: list[list[Any]] = [[] for _ in range(11)]
+        for key, row in totals.items():
+            device_id, hour_ms = key
+            cov = coverage[key]
             columns[0].append(device_id)
-            columns[1].append(_utc(hour_ms))
+            columns[1].append(hour_ms)
             columns[2].append(row.running_ms)
             columns[3].append(row.idle_ms)
             columns[4].append(row.stopped_ms)
@@ -376,12 +419,18 @@ class IndustryRepository:
             columns[6].append(row.good_count)
             columns[7].append(row.reject_count)
             columns[8].append(row.ideal_ms)
+            columns[9].append(_bits(cov.covered))
+            columns[10].append(_bits(cov.starts))
         self.conn.execute(
             """INSERT INTO utilisation_hourly AS u (device_id, hour_start, running_ms, idle_ms, stopped_ms,
-                                                     fault_ms, good_count, reject_count, ideal_ms, dirty)
-               SELECT *, TRUE FROM unnest(%s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[],
-                                           %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
-                                           %s::float8[])
+                                                     fault_ms, good_count, reject_count, ideal_ms, covered,
+                                                     starts, dirty)
+               SELECT v.device_id, to_timestamp(v.hour_ms / 1000.0), v.running_ms, v.idle_ms, v.stopped_ms,
+                      v.fault_ms, v.good_count, v.reject_count, v.ideal_ms, v.covered, v.starts, TRUE
+               FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+                           %s::bigint[], %s::bigint[], %s::float8[], %s::bytea[], %s::bytea[])
+                    AS v(device_id, hour_ms, running_ms, idle_ms, stopped_ms, fault_ms, good_count,
+                         reject_count, ideal_ms, covered, starts)
                ON CONFLICT (device_id, hour_start) DO UPDATE SET
                    running_ms = u.running_ms + EXCLUDED.running_ms,
                    idle_ms = u.idle_ms + EXCLUDED.idle_ms,
@@ -390,6 +439,8 @@ class IndustryRepository:
                    good_count = u.good_count + EXCLUDED.good_count,
                    reject_count = u.reject_count + EXCLUDED.reject_count,
                    ideal_ms = u.ideal_ms + EXCLUDED.ideal_ms,
+                   covered = EXCLUDED.covered,
+                   starts = EXCLUDED.starts,
                    dirty = TRUE""",
             columns,
         )

@@ -31,6 +31,11 @@ class IndustrySettings(ServiceSettings):
     # The longest the ingest RPC waits for Kafka's acknowledgement (a caller's shorter deadline wins)
     # before answering UNAVAILABLE; the client retries with the same request id.
     industry_telemetry_ack_timeout_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    # Start times of the newest samples remembered per device, so that a re-sent sample is answered as a
+    # duplicate at once (best effort, this process only; the rollup counts each sample once regardless).
+    # 600 is ten minutes at the default one sample a second, what a gateway re-sends after a reconnect;
+    # 8 bytes each. 0 remembers nothing.
+    industry_telemetry_recent_starts_per_device: Annotated[int, Field(ge=0, le=100_000)] = 600
     # Power beyond this multiple of the machine's rated power is physically implausible.
     industry_power_rated_multiple: Annotated[float, Field(ge=1, le=10)] = 2.0
     industry_temperature_min_c: float = -50.0

@@ -72,8 +72,16 @@ class RequestLog:
         self._conn = conn
         self._fingerprint = fingerprint
 
-    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
-        """None when this request is the first with its id (or has none); the first's result otherwise."""
+    def claim(
+        self, operation: str, request_id: str, command: object, *, resumable: bool = False
+    ) -> dict[str, Any] | None:
+        """None when this request is the first with its id (or has none); the first's result otherwise.
+
+        ``resumable``: the claim is committed on its own, before work outside the database (a Kafka
+        send), and the result remembered in a later transaction; a repeat that finds the claim without a
+        result (the first attempt failed, or is still under way) goes ahead too. Only for work that is
+        harmless to repeat with the same body — records whose ids derive from the request, which consumers
+        drop as duplicates."""
         if not request_id:
             return None
         fingerprint = self._fingerprint(fingerprint_material(command))
@@ -90,6 +98,8 @@ class RequestLog:
         ).fetchone()
         if row is None:  # pragma: no cover - a conflicting row cannot vanish before our statement
             raise RuntimeError(f"request {operation}/{request_id} vanished")
+        if resumable and row[1] is None and row[0] == fingerprint:
+            return None
         return replayed(operation, request_id, fingerprint, row[0], row[1])
 
     def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:

@@ -81,8 +81,11 @@ class Transaction(Protocol[R_co]):
         """Add an event to the outbox; it reaches Kafka only if this transaction commits."""
         ...
 
-    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
-        """None for the first request with this id; the first's stored result for a replay."""
+    def claim(
+        self, operation: str, request_id: str, command: object, *, resumable: bool = False
+    ) -> dict[str, Any] | None:
+        """None for the first request with this id; the first's stored result for a replay (see
+        :meth:`RequestLog.claim` for ``resumable``)."""
         ...
 
     def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:
@@ -125,8 +128,10 @@ class _PostgresTransaction(Generic[R]):
             self.conn, key=key, subject=subject, message=message, topic=topic, event_id=event_id, time=time
         )
 
-    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
-        return self._requests.claim(operation, request_id, command)
+    def claim(
+        self, operation: str, request_id: str, command: object, *, resumable: bool = False
+    ) -> dict[str, Any] | None:
+        return self._requests.claim(operation, request_id, command, resumable=resumable)
 
     def remember(self, operation: str, request_id: str, result: dict[str, Any]) -> None:
         self._requests.remember(operation, request_id, result)
@@ -261,13 +266,17 @@ class _FakeTransaction(Generic[R]):
         self.events.append(PublishedEvent(key, subject, message, topic, time))
         return event_id or f"fake-event-{len(self.events)}"
 
-    def claim(self, operation: str, request_id: str, command: object) -> dict[str, Any] | None:
+    def claim(
+        self, operation: str, request_id: str, command: object, *, resumable: bool = False
+    ) -> dict[str, Any] | None:
         if not request_id:
             return None
         fingerprint = self._fingerprint(fingerprint_material(command))
         stored = self._requests.get((operation, request_id))
         if stored is None:
             self._requests[(operation, request_id)] = (fingerprint, None)
+            return None
+        if resumable and stored[1] is None and stored[0] == fingerprint:
             return None
         # A copy, as PostgreSQL hands every replay a fresh dict: a use case editing it changes no memory.
         return replayed(operation, request_id, fingerprint, stored[0], copy.deepcopy(stored[1]))

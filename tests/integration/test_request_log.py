@@ -203,6 +203,27 @@ def test_the_same_id_with_a_different_body_is_refused_naming_request_id(db: Db) 
     ]
 
 
+def test_a_resumable_claim_left_unanswered_lets_the_same_body_go_ahead_and_refuses_another(db: Db) -> None:
+    """The ingest paths claim in a transaction of their own, send to Kafka, then remember: a claim whose
+    answer was never stored (Kafka failed) lets the retry with the same body go ahead, and still refuses
+    the same id with another body; once answered, a retry gets the answer."""
+    request_id = _request_id()
+    with db.uow.transaction() as tx:
+        assert tx.claim("Ingest", request_id, CreateThing(request_id, "batch-1"), resumable=True) is None
+    assert [row[1] for row in db.stored("Ingest", request_id)] == [None]
+    with db.uow.transaction() as tx:
+        assert tx.claim("Ingest", request_id, CreateThing(request_id, "batch-1"), resumable=True) is None
+    with pytest.raises(InvalidArgumentError) as caught, db.uow.transaction() as tx:
+        tx.claim("Ingest", request_id, CreateThing(request_id, "batch-2"), resumable=True)
+    assert [v.field for v in caught.value.violations] == ["request_id"]
+    with db.uow.transaction() as tx:
+        tx.remember("Ingest", request_id, {"accepted": 5})
+    with db.uow.transaction() as tx:
+        assert tx.claim("Ingest", request_id, CreateThing(request_id, "batch-1"), resumable=True) == {
+            "accepted": 5
+        }
+
+
 def test_an_unreachable_database_is_unavailable_not_an_operational_error() -> None:
     pool = ConnectionPool(
         "postgresql://x@127.0.0.1:1/x",

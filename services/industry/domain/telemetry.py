@@ -2,8 +2,10 @@
 device's stream of states becomes state changes and fault alerts.
 
 A sample describes its device over ``[time_unix_ms, time_unix_ms + the device's sample interval)``: its
-state for that whole interval and the parts completed in it. Everything here is additive per device and
-hour, so samples may be rolled up in any order and any grouping.
+state for that whole interval and the parts completed in it. The rollup counts each (device, start time)
+once and each moment of a device's time once, whichever request carries a sample and however often it is
+sent again: :class:`HourCoverage` remembers, per device and hour, which ticks of the hour and which start
+slots are already counted, and a sample adds only what it newly covers (see :func:`accumulate`).
 
 :func:`screen_samples` is the ingest hot path (tens of thousands of samples a second): it reads each
 protobuf field once into a local and compares against precomputed bounds, and reports only the first
@@ -12,7 +14,8 @@ problem of a sample.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Protocol
@@ -26,6 +29,7 @@ __all__ = [
     "DeviceProfile",
     "FaultAlertCleared",
     "FaultAlertDue",
+    "HourCoverage",
     "HourTotals",
     "Rejection",
     "RejectionReason",
@@ -37,6 +41,8 @@ __all__ = [
     "StatusSnapshot",
     "accumulate",
     "follow_states",
+    "hours_touched",
+    "resolution_ms",
     "screen_samples",
 ]
 
@@ -124,6 +130,8 @@ class Rejection:
     reason: RejectionReason
     field: str
     description: str
+    # A re-send of a sample an earlier request got accepted (reason DUPLICATE): not bad input.
+    resent: bool = False
 
     def violation(self) -> FieldViolation:
         return FieldViolation(self.field, self.description)
@@ -136,6 +144,9 @@ class Screened:
     accepted: dict[int, list[SampleLike]] = field(default_factory=dict)
     accepted_count: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    # Rejections that are re-sends of samples accepted by an earlier request (reason DUPLICATE): not bad
+    # input, so ``all_or_nothing`` does not refuse a request for them.
+    resent_count: int = 0
 
 
 def screen_samples(
@@ -146,10 +157,13 @@ def screen_samples(
     permitted: Callable[[DeviceProfile], bool] | None = None,
     *,
     bucket_count: int = 1,
+    recent: Mapping[str, Sequence[int]] | None = None,
 ) -> Screened:
     """Split ``samples`` into acceptable ones (by bucket, ``0 <= bucket < bucket_count``) and rejections
     with reason and field path. ``permitted`` (None: every device) says whether the caller may report
-    for a device.
+    for a device. ``recent`` (sorted start times per device, of samples earlier requests got accepted)
+    turns a re-sent sample into a DUPLICATE rejection; a sample newer than a device's newest known one
+    (the usual case) costs one comparison.
 
     The loop is written for the common case, a good sample: one chained comparison over every field,
     no per-field branches, no allocation but the duplicate key. Only a sample that fails goes through
@@ -165,6 +179,8 @@ def screen_samples(
     lookup = devices.get
     seen: set[tuple[str, int]] = set()
     seen_add = seen.add
+    known = (recent or {}).get
+    resent = 0
     for index, sample in enumerate(samples):
         device_id = sample.device_id
         device = lookup(device_id)
@@ -183,11 +199,30 @@ def screen_samples(
                 key = (device_id, moment)
                 if key not in seen:
                     seen_add(key)
+                    times = known(device_id)
+                    if times and moment <= times[-1] and _contains(times, moment):
+                        resent += 1
+                        rejections.append(
+                            Rejection(
+                                index,
+                                device_id,
+                                RejectionReason.DUPLICATE,
+                                f"samples[{index}].time_unix_ms",
+                                "already received in an earlier request (this device and time); counted once",
+                                resent=True,
+                            )
+                        )
+                        continue
                     lists[device.bucket].append(sample)
                     continue
         rejections.append(_diagnose(index, sample, device, permitted=permitted, limits=limits, now_ms=now_ms))
     accepted = {bucket: group for bucket, group in enumerate(lists) if group}
-    return Screened(accepted, len(samples) - len(rejections), rejections)
+    return Screened(accepted, len(samples) - len(rejections), rejections, resent)
+
+
+def _contains(times: Sequence[int], moment: int) -> bool:
+    at = bisect_left(times, moment)
+    return at < len(times) and times[at] == moment
 
 
 # A diagnosis is a list of checks, each answering at once.
@@ -284,12 +319,107 @@ class HourTotals:
             self.fault_ms += ms
 
 
-def accumulate(
+# The rollup counts time in ticks: tick k of an hour is the instant hour + k x the device's resolution, and a
+# sample [t, t + interval) counts the ticks it contains. Whole-second times (the norm) are counted exactly;
+# a contiguous stream with sub-second times still adds up to its length (the ticks tile it), and no device
+# can ever be counted for more ticks than an hour has. Devices reporting faster than once a second are
+# counted in 100 ms ticks (the shortest interval a device may have), so their short samples are not lost
+# between whole seconds; everything else in whole seconds, which keeps a row's bitmaps at 450 bytes.
+_FINE_MS = 100
+_COARSE_MS = 1000
+
+
+def resolution_ms(device: DeviceProfile) -> int:
+    """The tick (and start slot) width the rollup counts ``device``'s time in."""
+    return _COARSE_MS if device.sample_interval_ms >= _COARSE_MS else _FINE_MS
+
+
+@dataclass(slots=True)
+class HourCoverage:
+    """What of one device's hour is already counted, as bitsets (Python ints; bit k = tick or slot k).
+
+    ``covered``: the ticks some sample already counted (its time went to that sample's state).
+    ``starts``: the start slots (start time rounded to the nearest tick) whose sample's parts counted.
+    Two samples of a device starting in one slot are one sample: both would describe almost the same
+    interval, so only an exact or near re-send can do that. Rounding (not truncating) keeps a regular
+    stream with clock jitter below half a tick in distinct slots.
+    """
+
+    covered: int = 0
+    starts: int = 0
+
+    def take_ticks(self, first: int, last: int) -> int:
+        """Mark ticks ``[first, last)`` covered; how many of them were not before."""
+        if last <= first:
+            return 0
+        fresh = (((1 << (last - first)) - 1) << first) & ~self.covered
+        if not fresh:
+            return 0
+        self.covered |= fresh
+        return fresh.bit_count()
+
+    def take_start(self, slot: int) -> bool:
+        """Mark start slot ``slot`` seen; whether it was new."""
+        bit = 1 << slot
+        if self.starts & bit:
+            return False
+        self.starts |= bit
+        return True
+
+
+def _row(totals: dict[tuple[str, int], HourTotals], key: tuple[str, int]) -> HourTotals:
+    row = totals.get(key)
+    if row is None:
+        row = totals[key] = HourTotals()
+    return row
+
+
+def _coverage(coverage: MutableMapping[tuple[str, int], HourCoverage], key: tuple[str, int]) -> HourCoverage:
+    cov = coverage.get(key)
+    if cov is None:
+        cov = coverage[key] = HourCoverage()
+    return cov
+
+
+def hours_touched(
     samples: Iterable[SampleLike], devices: Mapping[str, DeviceProfile]
+) -> tuple[set[tuple[str, int]], int]:
+    """The (device, hour start in Unix ms) rows ``samples`` add to (an interval crossing the hour touches
+    the next one too), and how many samples named a device not in ``devices`` or a state no device
+    sends (skipped)."""
+    keys: set[tuple[str, int]] = set()
+    add = keys.add
+    skipped = 0
+    for sample in samples:
+        device = devices.get(sample.device_id)
+        if device is None or not 1 <= sample.state <= 4:
+            skipped += 1
+            continue
+        moment = sample.time_unix_ms
+        hour = moment - moment % HOUR_MS
+        add((sample.device_id, hour))
+        if moment + device.sample_interval_ms > hour + HOUR_MS:
+            add((sample.device_id, hour + HOUR_MS))
+    return keys, skipped
+
+
+def accumulate(
+    samples: Iterable[SampleLike],
+    devices: Mapping[str, DeviceProfile],
+    coverage: MutableMapping[tuple[str, int], HourCoverage] | None = None,
 ) -> tuple[dict[tuple[str, int], HourTotals], int]:
-    """Sum ``samples`` per (device, hour start in Unix ms). An interval crossing the hour is split at it;
-    parts count in the hour the interval starts in. Returns the sums and how many samples named a device
-    not in ``devices`` (skipped)."""
+    """What ``samples`` add per (device, hour start in Unix ms), given what ``coverage`` says is already
+    counted (updated in place; a missing row is an hour with nothing counted yet).
+
+    A sample adds only the ticks of its interval no sample covered before, to its own state (so the first
+    sample received for a moment decides its state), and its parts only if its start slot is new (parts
+    count in the hour the interval starts in). An interval crossing the hour adds to the next hour's
+    ticks too. An exact re-send therefore adds nothing, overlapping intervals add wall time once, and a
+    device's hour never exceeds 3,600 s, in whatever order and grouping samples arrive. Returns the
+    additions (only rows that changed; coverage of those rows is what to store) and how many samples
+    named a device not in ``devices`` or a state no device sends (skipped)."""
+    if coverage is None:
+        coverage = {}
     totals: dict[tuple[str, int], HourTotals] = {}
     skipped = 0
     for sample in samples:
@@ -299,27 +429,30 @@ def accumulate(
         if device is None or not 1 <= state <= 4:
             skipped += 1
             continue
+        tick = _COARSE_MS if device.sample_interval_ms >= _COARSE_MS else _FINE_MS
         moment = sample.time_unix_ms
         hour = moment - moment % HOUR_MS
+        offset = moment - hour
+        end = offset + device.sample_interval_ms
         key = (device_id, hour)
-        row = totals.get(key)
-        if row is None:
-            row = totals[key] = HourTotals()
-        end = moment + device.sample_interval_ms
-        boundary = hour + HOUR_MS
-        if end <= boundary:
-            row.add_time(state, end - moment)
-        else:
-            row.add_time(state, boundary - moment)
+        cov = _coverage(coverage, key)
+        new_ticks = cov.take_ticks(-(-offset // tick), -(-end // tick) if end <= HOUR_MS else HOUR_MS // tick)
+        new_start = cov.take_start((offset + tick // 2) // tick)
+        if new_ticks or new_start:
+            row = _row(totals, key)
+            if new_ticks:
+                row.add_time(state, new_ticks * tick)
+            if new_start:
+                good, reject = sample.good_count, sample.reject_count
+                row.good_count += good
+                row.reject_count += reject
+                row.ideal_ms += (good + reject) * device.ideal_cycle_seconds * 1000.0
+        if end > HOUR_MS:
             # Intervals are at most an hour long, so at most one more hour is touched.
-            following = totals.get((device_id, boundary))
-            if following is None:
-                following = totals[(device_id, boundary)] = HourTotals()
-            following.add_time(state, end - boundary)
-        parts = sample.good_count + sample.reject_count
-        row.good_count += sample.good_count
-        row.reject_count += sample.reject_count
-        row.ideal_ms += parts * device.ideal_cycle_seconds * 1000.0
+            following_key = (device_id, hour + HOUR_MS)
+            new_ticks = _coverage(coverage, following_key).take_ticks(0, -(-(end - HOUR_MS) // tick))
+            if new_ticks:
+                _row(totals, following_key).add_time(state, new_ticks * tick)
     return totals, skipped
 
 

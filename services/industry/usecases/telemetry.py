@@ -6,10 +6,19 @@ producer (packed per partition), and the RPC answers only after Kafka acknowledg
 caller that sees an error retries and nothing acknowledged is lost. What is *derived* from telemetry
 (state changes, alerts, hourly rollups) is state again and goes through the outbox, in
 :class:`TelemetryRollup` (which runs in the consumer's transaction, on the connection it hands over).
+
+A request id is claimed in the platform's request log in a short transaction of its own before anything is
+sent, and its answer remembered in another once Kafka acknowledged, so no connection is held while Kafka
+acknowledges: a retry of an answered request gets the same answer and publishes nothing; a retry after a
+Kafka failure finds the claim without an answer and sends again, repeating the same record ids, which the
+rollup skips; the same id with another batch is INVALID_ARGUMENT naming ``request_id``, before anything is
+published. The fingerprint is a digest of the request's bytes, computed once by the caller, so the log
+costs one small row per request whatever its size.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +31,7 @@ from kafka.errors import KafkaError
 
 from services.industry import mapping
 from services.industry.adapters.device_directory import DeviceDirectory
+from services.industry.adapters.recent_starts import RecentStarts
 from services.industry.adapters.telemetry_wire import bucket_keys, pack_batch
 from services.industry.domain.access import Visibility
 from services.industry.domain.commands import check_ingest
@@ -38,22 +48,26 @@ from services.industry.domain.telemetry import (
     StateChange,
     accumulate,
     follow_states,
+    hours_touched,
     screen_samples,
 )
 from services.industry.repository import IndustryRepository
-from services.industry.usecases.common import Clock, utc_now
+from services.industry.usecases.common import Clock, IndustryStore, utc_now
 from services.platform import deadlines
 from services.platform.breaker import Breaker
 from services.platform.errors import InvalidArgumentError, UnavailableError
 from services.platform.kafka import EventEnvelope, Producer
 from services.platform.logs import get_logger
 from services.platform.outbox import OutboxWriter
+from services.platform.uow import UnitOfWork
 
 __all__ = ["IngestResult", "TelemetryIngest", "TelemetryRollup", "UnusableTelemetryError"]
 
 log = get_logger()
 # Namespace for telemetry record ids: uuid5(request id / partition), so a retried request repeats them.
 _TELEMETRY_NS = uuid.UUID("6f1d3c2e-9a57-4c1b-8a0e-3e2f1b7c9d41")
+# The request log's operation name for telemetry ingest.
+_INGEST = "ingest_telemetry"
 
 
 def _ms_to_dt(ms: int) -> datetime:
@@ -64,6 +78,63 @@ def _ms_to_dt(ms: int) -> datetime:
 class IngestResult:
     accepted_count: int
     rejections: list[Rejection]
+
+    @property
+    def duplicate_count(self) -> int:
+        return sum(1 for r in self.rejections if r.reason == RejectionReason.DUPLICATE)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCommand:
+    """What a replay of a request id must repeat exactly (the platform fingerprints it): the digest of
+    the request's bytes, not its up to 20,000 samples."""
+
+    request_id: str
+    digest: str
+
+
+def samples_digest(samples: Sequence[SampleLike], all_or_nothing: bool) -> str:
+    """A digest of a batch from its fields, for callers that do not hold the request's bytes (the gRPC
+    servicer digests the serialized request instead, which is cheaper)."""
+    digest = hashlib.sha256(b"all_or_nothing" if all_or_nothing else b"")
+    for s in samples:
+        digest.update(
+            repr(
+                (
+                    s.device_id,
+                    s.time_unix_ms,
+                    s.state,
+                    s.good_count,
+                    s.reject_count,
+                    s.power_kw,
+                    s.spindle_load_pct,
+                    s.temperature_c,
+                )
+            ).encode()
+        )
+    return digest.hexdigest()
+
+
+def _result_json(result: IngestResult) -> dict[str, Any]:
+    """The answer, compact: a re-sent window can make thousands of rejections sharing a few texts, and a
+    rejection's device id is the sample's (a replay carries the same samples)."""
+    texts: dict[str, int] = {}
+    rows = [
+        [r.index, r.reason.value, r.field, texts.setdefault(r.description, len(texts))]
+        for r in result.rejections
+    ]
+    return {"accepted": result.accepted_count, "texts": list(texts), "rejections": rows}
+
+
+def _result_of(data: dict[str, Any], samples: Sequence[SampleLike]) -> IngestResult:
+    texts = data["texts"]
+    return IngestResult(
+        int(data["accepted"]),
+        [
+            Rejection(int(i), samples[int(i)].device_id, RejectionReason(reason), str(name), str(texts[t]))
+            for i, reason, name, t in data["rejections"]
+        ],
+    )
 
 
 class DeviceLookup(Protocol):
@@ -84,6 +155,7 @@ class TelemetryIngest:
         self,
         directory: DeviceLookup,
         producer: Producer,
+        uow: UnitOfWork[IndustryStore],
         *,
         topic: str,
         partitions: int,
@@ -92,10 +164,13 @@ class TelemetryIngest:
         max_samples: int,
         ack_timeout_s: float,
         breaker: Breaker | None = None,
+        recent: RecentStarts | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._directory = directory
         self._producer = producer
+        self._uow = uow
+        self._recent = recent or RecentStarts(0)
         self._topic = topic
         self._keys = bucket_keys(partitions)
         self._partitions = partitions
@@ -113,18 +188,54 @@ class TelemetryIngest:
         visibility: Visibility,
         *,
         all_or_nothing: bool = False,
+        digest: str = "",
     ) -> IngestResult:
+        """Screen, publish, answer. ``digest`` identifies the batch for the request log (the servicer
+        passes a hash of the request's bytes; without one it is computed from the samples)."""
         check_ingest(request_id, len(samples), self._max_samples)
         if not samples:
             return IngestResult(0, [])
+        if not request_id:
+            # Nothing to be idempotent by: no request log (and no database) on this path.
+            result, accepted = self._screen_and_publish(
+                f"auto-{uuid.uuid4()}", samples, visibility, all_or_nothing
+            )
+            self._recent.record(accepted.values())
+            return result
+        command = IngestCommand(request_id, digest or samples_digest(samples, all_or_nothing))
+        # The claim commits on its own and no connection is held while Kafka acknowledges: the same id with
+        # another batch is refused here, before anything is sent. A repeat of a claim whose answer was never
+        # stored (Kafka failed, or the first attempt is still under way) sends again: the same batch makes
+        # the same record ids, which the rollup drops as duplicates.
+        with self._uow.transaction() as tx:
+            replay = tx.claim(_INGEST, request_id, command, resumable=True)
+        if replay is not None:
+            return _result_of(replay, samples)
+        result, accepted = self._screen_and_publish(request_id, samples, visibility, all_or_nothing)
+        with self._uow.transaction() as tx:
+            tx.remember(_INGEST, request_id, _result_json(result))
+        # Only now, acknowledged and stored: a sample remembered is one that really was accepted.
+        self._recent.record(accepted.values())
+        return result
+
+    def _screen_and_publish(
+        self, request_id: str, samples: Sequence[SampleLike], visibility: Visibility, all_or_nothing: bool
+    ) -> tuple[IngestResult, dict[int, list[SampleLike]]]:
         now_ms = self._clock_ms()
         permitted = (
             None
             if visibility.everything
             else (lambda device: visibility.sees_enterprise(device.credit_code, device.park_id))
         )
+        recent = self._recent.times
         screened = screen_samples(
-            samples, self._directory.profiles, self._limits, now_ms, permitted, bucket_count=self._partitions
+            samples,
+            self._directory.profiles,
+            self._limits,
+            now_ms,
+            permitted,
+            bucket_count=self._partitions,
+            recent=recent,
         )
         if any(r.reason == RejectionReason.UNKNOWN_DEVICE for r in screened.rejections):
             # Registered since the last refresh (perhaps through another replica)? Looked up at most
@@ -133,13 +244,22 @@ class TelemetryIngest:
             profiles = self._directory.resolve([r.device_id for r in screened.rejections])
             if profiles is not before:
                 screened = screen_samples(
-                    samples, profiles, self._limits, now_ms, permitted, bucket_count=self._partitions
+                    samples,
+                    profiles,
+                    self._limits,
+                    now_ms,
+                    permitted,
+                    bucket_count=self._partitions,
+                    recent=recent,
                 )
-        if all_or_nothing and screened.rejections:
-            raise InvalidArgumentError([r.violation() for r in screened.rejections])
+        if all_or_nothing and len(screened.rejections) > screened.resent_count:
+            # A sample sent again is not a bad one: it is answered as a duplicate, not refused.
+            raise InvalidArgumentError([r.violation() for r in screened.rejections if not r.resent])
         if screened.accepted:
-            self._publish(screened.accepted, request_id or f"auto-{uuid.uuid4()}", now_ms)
-        return IngestResult(screened.accepted_count, screened.rejections)
+            self._publish(screened.accepted, request_id, now_ms)
+        if screened.resent_count:
+            log.info("telemetry_resent_samples", request_id=request_id, duplicates=screened.resent_count)
+        return IngestResult(screened.accepted_count, screened.rejections), screened.accepted
 
     def _publish(self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int) -> None:
         """Send and wait for acks=all, within the caller's deadline (capped at the ack timeout). A broker
@@ -252,7 +372,8 @@ class TelemetryRollup:
         Per record, each device's row would be rewritten once a record, i.e. about once per sample."""
         repo = IndustryRepository(conn)
         samples: list[SampleLike] = [sample for message, _ in batches for sample in message.samples]
-        totals, skipped = accumulate(samples, self._directory.profiles)
+        profiles = self._directory.profiles
+        keys, skipped = hours_touched(samples, profiles)
         if skipped:
             # Registered since the last refresh? Then, before calling a device unknown, by id.
             self._directory.refresh(conn)
@@ -262,8 +383,13 @@ class TelemetryRollup:
                 # The whole record goes to the DLQ, its known devices' samples too (see
                 # docs/services/industry.md, Rollup): the ingest path never publishes such samples.
                 raise UnusableTelemetryError(reason)
-            totals, _ = accumulate(samples, profiles)
-        repo.add_hourly(totals)
+            keys, _ = hours_touched(samples, profiles)
+        # What each touched device-hour already counts, its rows locked until commit: one query for the
+        # poll, then each sample adds only what it newly covers (samples in the order they were received,
+        # so the first report of a moment decides its state).
+        coverage = repo.lock_hour_coverage(keys)
+        totals, _ = accumulate(samples, profiles, coverage)
+        repo.add_hourly(totals, coverage)
         timelines: dict[str, list[tuple[int, int]]] = {}
         heard: dict[str, datetime] = {}
         for message, published_at in batches:

@@ -4,9 +4,10 @@ consumer applies (cold chain, disinfection cycles, UV minutes, per-day figures).
 Readings are a stream, not state changes: IngestReadings screens each reading on its own, groups the
 accepted ones per kitchen into one ``ReadingBatch`` record keyed by the kitchen id (so a unit's readings
 stay in one partition, in order) and answers only once Kafka acknowledged them (acks=all). The request id
-is claimed in the same transaction, and remembered only after the acknowledgement: a Kafka failure rolls
-the claim back, so the caller's retry with the same id is a first attempt again, and the records it
-repeats carry the same ids, which the consumer skips. What is derived from readings (alerts, figures,
+is claimed in a short transaction before anything is sent and the answer remembered in another after the
+acknowledgement (no connection is held while Kafka acknowledges): after a Kafka failure the caller's retry
+with the same id finds the claim unanswered and sends again, and the records it repeats carry the same
+ids, which the consumer skips. What is derived from readings (alerts, figures,
 status) is state again, written by :class:`ReadingsRules` in the consumer's transaction and published
 through the outbox.
 """
@@ -124,28 +125,32 @@ class ReadingsIngest:
         check_ingest(request_id, len(readings), self._config.readings_max_per_request)
         command = _command(request_id, readings)
         inputs = [mapping.reading_input(r, i) for i, r in enumerate(readings)]
+        # The claim commits on its own, and no connection is held while Kafka acknowledges: the same id
+        # with other readings is refused here, before anything is sent; a repeat of a claim whose answer was
+        # never stored (Kafka failed) sends again, with the same record ids, which the consumer skips.
         with self._uow.transaction() as tx:
-            replay = tx.claim(_INGEST, request_id, command)
+            replay = tx.claim(_INGEST, request_id, command, resumable=True)
             if replay is not None:
                 return _result_of(replay)
             # One query for the batch's distinct units, however many readings name them.
             found = tx.repo.equipment_by_ids(r.equipment_id for r in inputs if _lookable(r.equipment_id))
-            units = {
-                unit_id: UnitRef(equipment.kitchen_id, site_id, equipment.kind)
-                for unit_id, (equipment, site_id) in found.items()
-            }
-            now = self._clock()
-            screened = screen_readings(
-                inputs,
-                units,
-                lambda unit: visibility.sees(unit.kitchen_id, unit.site_id),
-                now=now,
-                max_future=timedelta(seconds=self._config.readings_max_future_s),
-                max_age=timedelta(seconds=self._config.readings_max_age_s),
-            )
-            if screened.accepted:
-                self._publish(screened.accepted, readings, request_id, now)
-            result = IngestResult(screened.accepted_count, screened.rejections)
+        units = {
+            unit_id: UnitRef(equipment.kitchen_id, site_id, equipment.kind)
+            for unit_id, (equipment, site_id) in found.items()
+        }
+        now = self._clock()
+        screened = screen_readings(
+            inputs,
+            units,
+            lambda unit: visibility.sees(unit.kitchen_id, unit.site_id),
+            now=now,
+            max_future=timedelta(seconds=self._config.readings_max_future_s),
+            max_age=timedelta(seconds=self._config.readings_max_age_s),
+        )
+        if screened.accepted:
+            self._publish(screened.accepted, readings, request_id, now)
+        result = IngestResult(screened.accepted_count, screened.rejections)
+        with self._uow.transaction() as tx:
             tx.remember(_INGEST, request_id, _result_json(result))
         log.info(
             "readings_ingested",

@@ -17,6 +17,8 @@ from services.industry.usecases.telemetry import TelemetryIngest
 from services.platform import deadlines
 from services.platform.breaker import Breaker
 from services.platform.errors import DeadlineExceededError, UnavailableError
+from services.platform.uow import FakeUnitOfWork
+from tests.unit.industry.fakes import FakeIndustryRepository
 
 NOW_MS = 1_790_000_000_000
 DEVICE = DeviceProfile("dev_1", "91331004MA2AAAAAA1", None, "W1", 15.0, 30.0, 1000, bucket=0)
@@ -61,6 +63,7 @@ def ingest(broker: SilentBroker, breaker: Breaker) -> TelemetryIngest:
     return TelemetryIngest(
         Directory(),
         broker,  # type: ignore[arg-type]
+        FakeUnitOfWork(FakeIndustryRepository()),
         topic="t",
         partitions=1,
         source="test",
