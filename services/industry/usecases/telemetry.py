@@ -45,6 +45,7 @@ from services.industry.domain.telemetry import (
     RejectionReason,
     SampleLike,
     SampleLimits,
+    Screened,
     StateChange,
     accumulate,
     follow_states,
@@ -146,6 +147,14 @@ class DeviceLookup(Protocol):
     def resolve(self, device_ids: Iterable[str]) -> Mapping[str, DeviceProfile]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _ScreenedBatch:
+    """A batch screened and ready to send, with the time it was received (its records carry it)."""
+
+    batch: Screened
+    received_ms: int
+
+
 class TelemetryIngest:
     """Screen a batch against the device directory, pack the accepted samples into one ``TelemetryBatch``
     record per partition (the partition a record keyed by the device id would go to, so each device's
@@ -207,11 +216,13 @@ class TelemetryIngest:
         # another batch is refused here, before anything is sent. A repeat of a claim whose answer was never
         # stored (Kafka failed, or the first attempt is still under way) sends again: the same batch makes
         # the same record ids, which the rollup drops as duplicates.
+        # Screened first (memory only): a refused batch stores nothing, not even its claim.
+        screened = self._screen(samples, visibility, all_or_nothing)
         with self._uow.transaction() as tx:
             replay = tx.claim(_INGEST, request_id, command, resumable=True)
         if replay is not None:
             return _result_of(replay, samples)
-        result, accepted = self._screen_and_publish(request_id, samples, visibility, all_or_nothing)
+        result, accepted = self._publish_screened(screened, request_id)
         with self._uow.transaction() as tx:
             tx.remember(_INGEST, request_id, _result_json(result))
         # Only now, acknowledged and stored: a sample remembered is one that really was accepted.
@@ -221,6 +232,13 @@ class TelemetryIngest:
     def _screen_and_publish(
         self, request_id: str, samples: Sequence[SampleLike], visibility: Visibility, all_or_nothing: bool
     ) -> tuple[IngestResult, dict[int, list[SampleLike]]]:
+        return self._publish_screened(self._screen(samples, visibility, all_or_nothing), request_id)
+
+    def _screen(
+        self, samples: Sequence[SampleLike], visibility: Visibility, all_or_nothing: bool
+    ) -> _ScreenedBatch:
+        """The batch screened against the device directory and the limits (INVALID_ARGUMENT when
+        ``all_or_nothing`` and a sample is bad); touches no database."""
         now_ms = self._clock_ms()
         permitted = (
             None
@@ -255,11 +273,17 @@ class TelemetryIngest:
         if all_or_nothing and len(screened.rejections) > screened.resent_count:
             # A sample sent again is not a bad one: it is answered as a duplicate, not refused.
             raise InvalidArgumentError([r.violation() for r in screened.rejections if not r.resent])
-        if screened.accepted:
-            self._publish(screened.accepted, request_id, now_ms)
-        if screened.resent_count:
-            log.info("telemetry_resent_samples", request_id=request_id, duplicates=screened.resent_count)
-        return IngestResult(screened.accepted_count, screened.rejections), screened.accepted
+        return _ScreenedBatch(screened, now_ms)
+
+    def _publish_screened(
+        self, screened: _ScreenedBatch, request_id: str
+    ) -> tuple[IngestResult, dict[int, list[SampleLike]]]:
+        batch = screened.batch
+        if batch.accepted:
+            self._publish(batch.accepted, request_id, screened.received_ms)
+        if batch.resent_count:
+            log.info("telemetry_resent_samples", request_id=request_id, duplicates=batch.resent_count)
+        return IngestResult(batch.accepted_count, batch.rejections), batch.accepted
 
     def _publish(self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int) -> None:
         """Send and wait for acks=all, within the caller's deadline (capped at the ack timeout). A broker
