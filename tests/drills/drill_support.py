@@ -38,6 +38,8 @@ import grpc
 import psycopg
 from cityhub.commerce.v1 import commerce_pb2, commerce_pb2_grpc
 from cityhub.commerce.v1 import events_pb2 as commerce_events
+from cityhub.govservice.v1 import events_pb2 as govservice_events
+from cityhub.govservice.v1 import govservice_pb2, govservice_pb2_grpc
 from cityhub.industry.v1 import events_pb2 as industry_events
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
 from cityhub.kitchen.v1 import events_pb2 as kitchen_events
@@ -101,6 +103,7 @@ _TOPIC_SETTINGS = {
     "industry": {"INDUSTRY_EVENTS_TOPIC": "events", "INDUSTRY_TELEMETRY_TOPIC": "telemetry"},
     "kitchen": {"KITCHEN_EVENTS_TOPIC": "events", "KITCHEN_READINGS_TOPIC": "readings"},
     "commerce": {"COMMERCE_EVENTS_TOPIC": "events"},
+    "govservice": {"GOVSERVICE_EVENTS_TOPIC": "events"},
 }
 
 # Each event type the load makes, and the field that names the request that made it (its marker).
@@ -119,6 +122,7 @@ MARKERS: dict[str, tuple[type[Message], str]] = {
     "cityhub.commerce.v1.ChamberCreated": (commerce_events.ChamberCreated, "name"),
     "cityhub.commerce.v1.MembershipApplied": (commerce_events.MembershipApplied, "credit_code"),
     "cityhub.commerce.v1.ActivityHeld": (commerce_events.ActivityHeld, "title"),
+    "cityhub.govservice.v1.ApplicationFiled": (govservice_events.ApplicationFiled, "credit_code"),
 }
 
 
@@ -462,6 +466,8 @@ class LoadDriver:
             clients["kitchen"] = self._kitchen_client
         if "commerce" in self._addresses:
             clients["commerce"] = self._commerce_client
+        if "govservice" in self._addresses:
+            clients["govservice"] = self._govservice_client
         for service, client in clients.items():
             for index in range(self._threads_per_service):
                 thread = threading.Thread(
@@ -770,6 +776,40 @@ class LoadDriver:
                     ),
                     method=stub.CreateActivity,
                     entity_of=lambda reply: str(reply.activity.activity_id),
+                )
+
+    def _govservice_client(self, index: int) -> None:
+        """An enterprise's business-licence change filed in the district for Yiwu (partners from the seed
+        file; govservice asks commerce about the enterprise over gRPC)."""
+        with grpc.insecure_channel(self._addresses["govservice"], options=CALLER_CHANNEL_OPTIONS) as channel:
+            stub: Any = govservice_pb2_grpc.CrossRegionServiceStub(channel)
+            due = [time.monotonic()]
+            for number in self._chains():
+                rid = f"drill-{self._tag}-g{index}-{number}"
+                code = _credit_code()
+                self._step(
+                    due,
+                    service="govservice",
+                    rpc="FileApplication",
+                    ce_type="cityhub.govservice.v1.ApplicationFiled",
+                    marker=code,
+                    request=govservice_pb2.FileApplicationRequest(
+                        request_id=f"{rid}-file",
+                        item_code="business_licence_change",
+                        filing_region="331004",
+                        handling_region="330782",
+                        enterprise=govservice_pb2.EnterpriseApplicant(
+                            credit_code=code, name=f"Drill enterprise {rid}"
+                        ),
+                        materials=[
+                            "change_application_form",
+                            "business_licence_original",
+                            "shareholder_resolution",
+                            "legal_representative_id",
+                        ],
+                    ),
+                    method=stub.FileApplication,
+                    entity_of=lambda reply: str(reply.application.application_no),
                 )
 
 

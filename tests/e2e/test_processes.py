@@ -2,8 +2,9 @@
 SERVING once PostgreSQL and Kafka answer and reflection lists its services; real calls across processes
 register a site (safety), a park and enterprise (industry) and a kitchen for the site (kitchen, which checks
 the site with safety over gRPC with its own service token) and the enterprise's membership of a chamber
-(commerce, which looks the enterprise up in industry and so approves it at once), and their events come
-back from Kafka; SIGTERM drains each and it exits 0."""
+(commerce, which looks the enterprise up in industry and so approves it at once) and its cross-region
+application (govservice, with the partner places from its seed file, prefilled from commerce), and their
+events come back from Kafka; SIGTERM drains each and it exits 0."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import grpc
 import pytest
 from cityhub.commerce.v1 import commerce_pb2, commerce_pb2_grpc
 from cityhub.common.v1 import common_pb2
+from cityhub.govservice.v1 import govservice_pb2, govservice_pb2_grpc
 from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
 from cityhub.kitchen.v1 import kitchen_pb2, kitchen_pb2_grpc
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
@@ -250,12 +252,41 @@ def test_registrations_over_grpc_reach_kafka_as_events(
         commerce_pb2.MEMBERSHIP_STATUS_ACTIVE,
     )
 
+    clerk = TokenIssuer.from_settings(SecuritySettings(dev_keys=True)).issue(
+        sub="e2e-clerk", roles=["gov_clerk"], scopes=["region:331004"], ttl_s=600
+    )
+    with grpc.insecure_channel(processes["govservice"].address) as channel:
+        govservice: Any = govservice_pb2_grpc.CrossRegionServiceStub(channel)
+        application = govservice.FileApplication(
+            govservice_pb2.FileApplicationRequest(
+                request_id=f"e2e-{secrets.token_hex(6)}",
+                item_code="business_licence_change",
+                filing_region="331004",
+                handling_region="330782",
+                enterprise=govservice_pb2.EnterpriseApplicant(credit_code=code),
+                materials=[
+                    "change_application_form",
+                    "business_licence_original",
+                    "shareholder_resolution",
+                    "legal_representative_id",
+                ],
+            ),
+            metadata=(("authorization", f"Bearer {clerk}"), ("x-purpose", "window filing")),
+            timeout=15,
+        ).application
+    # Yiwu is a partner from the seed file; the enterprise's name came from commerce's member data.
+    assert (application.enterprise.name, application.enterprise.verification) == (
+        "Taizhou Precision Co.",
+        govservice_pb2.VERIFICATION_VERIFIED,
+    )
+
     wanted = {
         ("cityhub.safety.v1.SiteRegistered", site.site_id),
         ("cityhub.industry.v1.ParkRegistered", park.park_id),
         ("cityhub.industry.v1.EnterpriseOnboarded", code),
         ("cityhub.kitchen.v1.KitchenRegistered", kitchen.kitchen_id),
         ("cityhub.commerce.v1.MembershipApproved", membership.membership_id),
+        ("cityhub.govservice.v1.ApplicationFiled", application.application_no),
     }
 
     def seen(records: list[Any]) -> set[tuple[str, str]]:
@@ -265,9 +296,10 @@ def test_registrations_over_grpc_reach_kafka_as_events(
             found.add((headers.get("ce_type", ""), headers.get("ce_subject", "")))
         return found & wanted
 
-    topics = [f"cityhub.{name}.events.v1" for name in ("safety", "industry", "kitchen", "commerce")]
+    domains = ("safety", "industry", "kitchen", "commerce", "govservice")
+    topics = [f"cityhub.{name}.events.v1" for name in domains]
     with TopicReader(kafka_bootstrap, topics) as reader:
-        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the five registration events")
+        reader.read_until(lambda rs: seen(rs) == wanted, timeout_s=30, what="the six events")
 
 
 @pytest.mark.parametrize("name", [s.name for s in SPECS])

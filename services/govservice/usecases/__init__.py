@@ -1,0 +1,1 @@
+"""The govservice service's use cases, one module per family."""
