@@ -1,4 +1,4 @@
-"""``python -m bench [telemetry|watch|soak] [options]``: run one benchmark, or (no name) every benchmark
+"""``python -m bench [telemetry|watch|hub|soak] [options]``: run one benchmark, or (no name) every benchmark
 with its defaults, as `make bench` does. The soak (30 minutes) runs only when named: `make soak`."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import soak, telemetry, watch
+from bench import hub, soak, telemetry, watch
 
-BENCHMARKS = {"telemetry": telemetry, "watch": watch}
+BENCHMARKS = {"telemetry": telemetry, "watch": watch, "hub": hub}
 # Run only when named: too long for a bare `make bench`.
 ON_DEMAND = {"soak": soak}
 

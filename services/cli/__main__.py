@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from services.cli.audit_commands import audit
+from services.cli.hub_commands import hub
 from services.cli.infra_commands import infra
 from services.cli.kafka_commands import dlq, events, topics
 from services.cli.token_commands import token
@@ -36,7 +37,7 @@ def stop() -> None:
     stop_stack()
 
 
-for group in (infra, topics, events, dlq, token, audit):
+for group in (infra, topics, events, dlq, token, audit, hub):
     cli.add_command(group)
 
 

@@ -72,7 +72,8 @@ POLICY: PolicyTable = {
     "GetAlert": RpcPolicy(roles=_ALERT_READERS),
     "ListAlerts": RpcPolicy(roles=_ALERT_READERS),
     "WatchAlerts": RpcPolicy(roles=_ALERT_READERS),
-    "AcknowledgeAlert": RpcPolicy(roles={Role.DUTY_ROOM, *_COMMAND}),
+    # The hub acknowledges with its service token, after checking its own caller (one source of truth).
+    "AcknowledgeAlert": RpcPolicy(roles={Role.DUTY_ROOM, Role.SERVICE, *_COMMAND}),
     "DispatchUnits": RpcPolicy(roles=_COMMAND),
     # Units report through their apps (`service`); a duty room reports its own guards.
     "UpdateUnitStatus": RpcPolicy(roles={Role.DUTY_ROOM, Role.SERVICE, *_COMMAND}),

@@ -104,7 +104,12 @@ _TOPIC_SETTINGS = {
     "kitchen": {"KITCHEN_EVENTS_TOPIC": "events", "KITCHEN_READINGS_TOPIC": "readings"},
     "commerce": {"COMMERCE_EVENTS_TOPIC": "events"},
     "govservice": {"GOVSERVICE_EVENTS_TOPIC": "events"},
+    "hub": {"HUB_EVENTS_TOPIC": "events"},
 }
+# Processes the load does not write to: they derive from the others' events (the hub consumes every
+# domain's topic). They are killed and restarted with the rest and must come back by themselves, but what
+# they publish is not a change a caller asked for, so their topics and outboxes are not checked.
+DERIVED = frozenset({"hub"})
 
 # Each event type the load makes, and the field that names the request that made it (its marker).
 MARKERS: dict[str, tuple[type[Message], str]] = {
@@ -1209,6 +1214,12 @@ class Drill:
                 setting: f"drill.{self.tag}.{spec.name}.{kind}"
                 for setting, kind in _TOPIC_SETTINGS.get(spec.name, {}).items()
             }
+            # The hub reads the drill's own domain topics.
+            inputs = {
+                f"HUB_{name.upper()}_EVENTS_TOPIC": f"drill.{self.tag}.{name}.events"
+                for name in _TOPIC_SETTINGS
+                if name not in DERIVED
+            }
             env = {
                 **os.environ,
                 # What services/cli/run.py gives every process ...
@@ -1222,6 +1233,7 @@ class Drill:
                 "CITYHUB_DEV_KEYS": "true",
                 # ... its own topics, so the drill reads back only what it made ...
                 **topics,
+                **(inputs if spec.name in DERIVED else {}),
                 # ... and what processes.toml adds for it, its peers at the drill's addresses.
                 **spec.env,
                 **{key: value for key, value in peers.items() if key in spec.env},
@@ -1244,12 +1256,21 @@ class Drill:
         )
         self.driver.set_up()
         event_topics = [
-            topics[s] for topics in self.topics.values() for s in topics if s.endswith("EVENTS_TOPIC")
+            topics[s]
+            for name, topics in self.topics.items()
+            if name not in DERIVED
+            for s in topics
+            if s.endswith("EVENTS_TOPIC")
         ]
         self.events = EventLog(self.stack.kafka_bootstrap, event_topics)
         self.health = HealthWatch(self.processes)
         self.began = time.monotonic()
         self.driver.start()
+
+    @property
+    def loaded(self) -> dict[str, ServiceProcess]:
+        """The processes the load writes to (every one but the derived ones, see DERIVED)."""
+        return {name: process for name, process in self.processes.items() if name not in DERIVED}
 
     def _wait_serving(self, process: ServiceProcess, *, timeout_s: float, what: str) -> None:
         def ready() -> bool:

@@ -72,7 +72,7 @@ def test_relay_killed_with_committed_changes_unpublished_publishes_each_once_aft
         held = [hold_relay(db, p.schema) for p in drill.processes.values()]
         try:
             drill.under_load(3.0)
-            pending = {name: unsent_event_ids(db, p.schema) for name, p in drill.processes.items()}
+            pending = {name: unsent_event_ids(db, p.schema) for name, p in drill.loaded.items()}
             waiting = set().union(*pending.values())
             assert all(pending.values()), f"no change is waiting in some outbox: {pending}"
             assert drill.events is not None
@@ -111,7 +111,7 @@ def test_relay_killed_after_publishing_before_marking_sent_resends_the_same_even
         locked: list[HeldTransaction] = []
         try:
             drill.under_load(2.0)
-            locked = [lock_unsent_rows(db, p.schema) for p in drill.processes.values()]
+            locked = [lock_unsent_rows(db, p.schema) for p in drill.loaded.values()]
             published = set().union(*(rows.event_ids for rows in locked))
             assert all(rows.event_ids for rows in locked), "no change is waiting in some outbox"
             for transaction in held:

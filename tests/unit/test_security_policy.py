@@ -10,6 +10,8 @@ from services.commerce.grpc_api import COMMERCE_SERVICE
 from services.commerce.grpc_api import POLICY as COMMERCE_POLICY
 from services.govservice.grpc_api import GOVSERVICE_SERVICE
 from services.govservice.grpc_api import POLICY as GOVSERVICE_POLICY
+from services.hub.grpc_api import HUB_SERVICE
+from services.hub.grpc_api import POLICY as HUB_POLICY
 from services.industry.grpc_api import INDUSTRY_SERVICE
 from services.industry.grpc_api import POLICY as INDUSTRY_POLICY
 from services.kitchen.grpc_api import KITCHEN_SERVICE
@@ -40,6 +42,7 @@ SERVICE_POLICIES: dict[str, PolicyTable] = {
     KITCHEN_SERVICE: KITCHEN_POLICY,
     COMMERCE_SERVICE: COMMERCE_POLICY,
     GOVSERVICE_SERVICE: GOVSERVICE_POLICY,
+    HUB_SERVICE: HUB_POLICY,
 }
 PROBE: ServiceDescriptor = testing_pb2.DESCRIPTOR.services_by_name["ProbeService"]
 PERSON_POLICY = PROBE_POLICY["GetPersonRecord"]

@@ -1,0 +1,43 @@
+"""The hub's one consumer: every domain's events topic and the hub's own, through the platform's
+idempotent consumer, into the projections (projections/__init__.py) — a poll per transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from google.protobuf.message import Message
+
+from services.hub.projections import projectors
+from services.hub.repository import HubRepository
+from services.hub.usecases.common import HubContext
+from services.platform.consumer import BatchHandler, Handler
+from services.platform.kafka import EventEnvelope
+
+__all__ = ["projection_batch_handler", "projection_handler"]
+
+
+def projection_handler(ctx: HubContext) -> Handler:
+    """One event at a time (the platform's fallback when a poll fails, to isolate a poison event)."""
+    steps = projectors(ctx)
+
+    def handle(conn: psycopg.Connection[Any], envelope: EventEnvelope, message: Message) -> None:
+        repo = HubRepository(conn)
+        for step in steps:
+            step(repo, envelope, message)
+
+    return handle
+
+
+def projection_batch_handler(ctx: HubContext) -> BatchHandler:
+    """A whole poll in one transaction, event by event in partition order."""
+    steps = projectors(ctx)
+
+    def handle(conn: psycopg.Connection[Any], records: Sequence[tuple[EventEnvelope, Message]]) -> None:
+        repo = HubRepository(conn)
+        for envelope, message in records:
+            for step in steps:
+                step(repo, envelope, message)
+
+    return handle

@@ -1,0 +1,623 @@
+"""Rebuild by replay: the hub's views made again from every topic it consumes, compared with the live ones
+row for row, and swapped in atomically (``cityhub hub rebuild``; docs/services/hub.md).
+
+1. A fresh schema ``<hub>_rb_<id>`` is provisioned and migrated exactly as the runtime provisions the
+   hub's (services/platform/db.set_up_database, its own role and owner role for now).
+2. The end offsets of every input topic (the five domains' events and the hub's own) are snapshotted, and
+   everything before them is replayed by a consumer of our own (partitions assigned, no group: nothing is
+   committed anywhere) through the *same* projectors the live consumer runs, with ``outbox=None`` (a
+   rebuild publishes nothing) — deduplicated by event id into the fresh schema's ``processed_events``
+   exactly as the platform's idempotent consumer does, many events per transaction.
+3. Every projection table (all but the platform's own and yoyo's) is compared with the live schema's:
+   ``EXCEPT ALL`` both ways, counted, the first differing rows shown.
+4. The swap, only while the live hub is stopped (its consumer group has no members and its role has no
+   session): the live group's offsets are set to the snapshot and, in one transaction, the live schema is
+   renamed ``<hub>_old_<id>``, the fresh one takes the live name and the live roles, and the platform's
+   tables that are history rather than projection (outbox, requests, audit log) are carried over; the hub
+   restarted afterwards continues where the replay stopped.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from google.protobuf.message import Message
+from psycopg import sql
+from tqdm import tqdm
+
+from services.hub.bootstrap import MIGRATIONS, PROJECTION_CONSUMER, config_of
+from services.hub.projections import projectors
+from services.hub.repository import HubRepository
+from services.hub.settings import HubSettings
+from services.hub.usecases.common import HubContext, HubTx
+from services.platform.db import owner_role, set_up_database
+from services.platform.kafka import (
+    RECONNECT_BACKOFF_MAX_MS,
+    EnvelopeError,
+    EventEnvelope,
+    decode_payload,
+    envelope_from_record,
+)
+from services.platform.logs import get_logger
+
+__all__ = [
+    "PLATFORM_TABLES",
+    "RebuildError",
+    "Replay",
+    "SwapRefusedError",
+    "TableDiff",
+    "compare",
+    "drop_rebuild",
+    "live_group",
+    "projection_tables",
+    "rebuild",
+    "replay",
+    "swap",
+]
+
+# The platform's tables: operational memory and history, not projections (never compared). The rebuild
+# makes its own processed_events (the replay's ids); the others are carried over from the live schema.
+PLATFORM_TABLES = frozenset({"outbox", "processed_events", "requests", "audit_log"})
+_CARRIED_OVER = ("outbox", "requests", "audit_log")
+_SEQUENCES = {"outbox": "id", "audit_log": "id"}
+_DEFAULT_BATCH = 5000
+_POLL_MS = 500
+# Rows of each side shown per differing table.
+_SAMPLE_ROWS = 5
+log = get_logger()
+
+Echo = Callable[[str], None]
+
+
+class RebuildError(RuntimeError):
+    """The rebuild cannot go on (a message for the operator)."""
+
+
+class SwapRefusedError(RebuildError):
+    """The live hub is running: a swap under it would lose what it writes meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    topic: str
+    partition: int
+
+
+@dataclass(slots=True)
+class Replay:
+    """What a replay did: the fresh schema, the offsets it stopped at, the counts and the speed."""
+
+    rebuild_id: str
+    live_schema: str
+    fresh_schema: str
+    snapshot: dict[Partition, int]
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Records replayed per second."""
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class TableDiff:
+    """One table's rows only in the live schema and only in the fresh one (counts and the first few)."""
+
+    table: str
+    live_only: int = 0
+    fresh_only: int = 0
+    note: str = ""
+    live_sample: list[dict[str, Any]] = field(default_factory=list)
+    fresh_sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _echo_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def live_group(settings: HubSettings) -> str:
+    """The live projection consumer's group (the platform names it "<service name>.<consumer>")."""
+    return f"{settings.service_name}.{PROJECTION_CONSUMER}"
+
+
+def _topics(settings: HubSettings) -> list[str]:
+    return [*settings.domain_topics, settings.hub_events_topic]
+
+
+def _live_role(settings: HubSettings) -> str:
+    # As the runtime provisions it (set_up_database's default role name).
+    return f"cityhub_{settings.service_name}"
+
+
+# --- 1 + 2: the fresh schema and the replay ------------------------------------------------------------
+
+
+class _NoUnitOfWork:
+    """Projections write through the consumer's connection; a rebuild has no other."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[HubTx]:
+        raise RebuildError("a projection asked for a unit of work: projections must use the consumer's")
+        yield  # pragma: no cover - makes this a generator
+
+
+def replay(
+    settings: HubSettings,
+    *,
+    rebuild_id: str | None = None,
+    batch_size: int = _DEFAULT_BATCH,
+    progress: bool = True,
+    echo: Echo = _echo_stderr,
+) -> Replay:
+    """Provision ``<hub>_rb_<id>``, snapshot the input topics' end offsets and replay everything before
+    them through the hub's projectors into it. On failure the fresh schema is dropped again."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    rebuild_id = rebuild_id or secrets.token_hex(4)
+    live = settings.service_name
+    fresh = f"{live}_rb_{rebuild_id}"
+    owner_role(fresh)  # a name too long for PostgreSQL fails here, before anything is made
+    result = Replay(rebuild_id, live, fresh, {})
+    consumer: Any = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        group_id=None,
+        client_id=f"cityhub-{live}-rebuild-{rebuild_id}",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=batch_size,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in _topics(settings)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends: dict[Any, int] = {tp: int(o) for tp, o in consumer.end_offsets(partitions).items()}
+        starts: dict[Any, int] = {tp: int(o) for tp, o in consumer.beginning_offsets(partitions).items()}
+        result.snapshot = {Partition(tp.topic, tp.partition): ends[tp] for tp in partitions}
+        total = sum(max(ends[tp] - starts[tp], 0) for tp in partitions)
+        echo(f"rebuild {rebuild_id}: replaying {total} records of {len(partitions)} partitions into {fresh}")
+        pool = set_up_database(settings.dsn, fresh, MIGRATIONS, min_size=1, max_size=1)
+        pool.close()
+        try:
+            with psycopg.connect(settings.dsn, options=f"-c search_path={fresh}") as conn:
+                # A crash loses only this throw-away schema: no need to wait for each commit's flush.
+                conn.execute("SET synchronous_commit = off")
+                conn.commit()
+                pending = [tp for tp in partitions if ends[tp] > starts[tp]]
+                _replay_into(conn, settings, consumer, pending, ends, result, total, batch_size, progress)
+        except BaseException:
+            drop_rebuild(settings, rebuild_id)
+            raise
+    finally:
+        consumer.close(autocommit=False)
+    echo(
+        f"rebuild {rebuild_id}: {result.records} records in {result.seconds:.1f} s"
+        f" ({result.rate:,.0f} events/s): {result.applied} applied,"
+        f" {result.duplicates} duplicates, {result.skipped} skipped"
+    )
+    log.info(
+        "hub_rebuild_replayed",
+        rebuild_id=rebuild_id,
+        records=result.records,
+        applied=result.applied,
+        duplicates=result.duplicates,
+        skipped=result.skipped,
+        events_per_second=round(result.rate),
+    )
+    return result
+
+
+def _replay_into(  # noqa: PLR0917 - the replay's state, in one place
+    conn: psycopg.Connection[Any],
+    settings: HubSettings,
+    consumer: Any,
+    pending: list[Any],
+    ends: dict[Any, int],
+    result: Replay,
+    total: int,
+    batch_size: int,
+    progress: bool,
+) -> None:
+    ctx = HubContext(
+        uow=_NoUnitOfWork(),
+        config=config_of(settings),
+        peers={},
+        outbox=None,  # a rebuild tells nobody: the hub's own topic already holds what it published
+        events_topic=settings.hub_events_topic,
+    )
+    steps = projectors(ctx)
+    repo = HubRepository(conn)
+    if not pending:
+        return
+    consumer.assign(pending)
+    consumer.seek_to_beginning(*pending)
+    remaining = set(pending)
+    batch: list[Any] = []
+    started = time.monotonic()
+    with tqdm(
+        total=total, unit="ev", unit_scale=True, file=sys.stderr, disable=not progress, desc="replay"
+    ) as bar:
+        while remaining:
+            polled = consumer.poll(timeout_ms=_POLL_MS, max_records=batch_size)
+            for tp, records in polled.items():
+                end = ends[tp]
+                batch.extend(record for record in records if record.offset < end)
+            for tp in list(remaining):
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            done = [tp for tp in pending if tp not in remaining]
+            if done:
+                consumer.pause(*done)
+            if len(batch) >= batch_size or (batch and not remaining):
+                _apply(conn, repo, steps, batch, result)
+                bar.update(len(batch))
+                batch = []
+    result.seconds = time.monotonic() - started
+
+
+def _apply(
+    conn: psycopg.Connection[Any],
+    repo: HubRepository,
+    steps: Sequence[Callable[[HubRepository, EventEnvelope, Message], None]],
+    records: Sequence[Any],
+    result: Replay,
+) -> None:
+    """One batch as the live consumer applies a poll: new ids into processed_events and the projections
+    in one transaction; a record that does not decode, or that a projection fails on, is left out (the
+    live consumer dead-letters it) — found one by one when the batch as a whole fails."""
+    result.records += len(records)
+    decoded: list[tuple[EventEnvelope, Message]] = []
+    for record in records:
+        try:
+            envelope = envelope_from_record(record)
+            decoded.append((envelope, decode_payload(envelope.type, envelope.payload)))
+        except EnvelopeError:
+            result.skipped += 1
+    try:
+        with conn.transaction():
+            ids = list(dict.fromkeys(envelope.id for envelope, _ in decoded))
+            fresh_ids = {
+                str(row[0])
+                for row in conn.execute(
+                    "INSERT INTO processed_events (consumer, event_id)"
+                    " SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                    (PROJECTION_CONSUMER, ids),
+                ).fetchall()
+            }
+            applied = 0
+            for envelope, message in decoded:
+                if envelope.id not in fresh_ids:
+                    continue
+                fresh_ids.discard(envelope.id)  # a repeat within the batch counts once
+                for step in steps:
+                    step(repo, envelope, message)
+                applied += 1
+        result.applied += applied
+        result.duplicates += len(decoded) - applied
+    except psycopg.OperationalError:
+        raise
+    except Exception as error:  # noqa: BLE001 - as the live consumer: find the bad record one by one
+        log.warning("hub_rebuild_batch_failed_applying_one_by_one", error=str(error))
+        with conn.transaction():
+            for envelope, message in decoded:
+                _apply_one(conn, repo, steps, envelope, message, result)
+
+
+def _apply_one(  # noqa: PLR0917
+    conn: psycopg.Connection[Any],
+    repo: HubRepository,
+    steps: Sequence[Callable[[HubRepository, EventEnvelope, Message], None]],
+    envelope: EventEnvelope,
+    message: Message,
+    result: Replay,
+) -> None:
+    try:
+        with conn.transaction():
+            inserted = conn.execute(
+                "INSERT INTO processed_events (consumer, event_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (PROJECTION_CONSUMER, envelope.id),
+            ).rowcount
+            if inserted == 0:
+                result.duplicates += 1
+                return
+            for step in steps:
+                step(repo, envelope, message)
+        result.applied += 1
+    except psycopg.OperationalError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the live consumer dead-letters it: so does the replay
+        result.skipped += 1
+        log.warning("hub_rebuild_record_skipped", event_id=envelope.id, type=envelope.type, error=str(error))
+
+
+# --- 3: the comparison ---------------------------------------------------------------------------------
+
+
+def projection_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    """The tables of ``schema`` that are projections: all but the platform's and yoyo's."""
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables"
+        " WHERE table_schema = %s AND table_type = 'BASE TABLE' ORDER BY table_name",
+        (schema,),
+    ).fetchall()
+    return [
+        str(name)
+        for (name,) in rows
+        if name not in PLATFORM_TABLES and not str(name).startswith(("_yoyo", "yoyo"))
+    ]
+
+
+def _columns(conn: psycopg.Connection[Any], schema: str, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def compare(dsn: str, live: str, fresh: str, *, sample: int = _SAMPLE_ROWS) -> list[TableDiff]:
+    """Every projection table of the two schemas, row for row; the tables that differ (none: identical)."""
+    diffs: list[TableDiff] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        live_tables, fresh_tables = projection_tables(conn, live), projection_tables(conn, fresh)
+        for table in sorted(set(live_tables) | set(fresh_tables)):
+            if table not in fresh_tables or table not in live_tables:
+                where = "live" if table in live_tables else "fresh"
+                diffs.append(TableDiff(table, note=f"only in the {where} schema"))
+                continue
+            columns = _columns(conn, fresh, table)
+            if columns != _columns(conn, live, table):
+                diffs.append(TableDiff(table, note="the columns differ"))
+                continue
+            diff = _compare_table(conn, live, fresh, table, columns, sample)
+            if diff is not None:
+                diffs.append(diff)
+    return diffs
+
+
+def _compare_table(  # noqa: PLR0917
+    conn: psycopg.Connection[Any], live: str, fresh: str, table: str, columns: list[str], sample: int
+) -> TableDiff | None:
+    # Every column as text: EXCEPT needs an equality every type has then (json, geometric types), and
+    # PostgreSQL prints floats exactly (shortest round-trip form).
+    cols = sql.SQL(", ").join(
+        sql.SQL("{}::text AS {}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns
+    )
+    live_t, fresh_t = sql.Identifier(live, table), sql.Identifier(fresh, table)
+    only = sql.SQL("SELECT {cols} FROM {a} EXCEPT ALL SELECT {cols} FROM {b}")
+    live_only = only.format(cols=cols, a=live_t, b=fresh_t)
+    fresh_only = only.format(cols=cols, a=fresh_t, b=live_t)
+    counted = sql.SQL("SELECT (SELECT count(*) FROM ({l}) x), (SELECT count(*) FROM ({f}) y)").format(
+        l=live_only, f=fresh_only
+    )
+    row = conn.execute(counted).fetchone()
+    n_live, n_fresh = (int(row[0]), int(row[1])) if row else (0, 0)
+    if n_live == 0 and n_fresh == 0:
+        return None
+    order = sql.SQL(", ").join(sql.Literal(i + 1) for i in range(len(columns)))
+
+    def first(query: sql.Composed) -> list[dict[str, Any]]:
+        rows = conn.execute(
+            sql.SQL("SELECT * FROM ({q}) z ORDER BY {o} LIMIT {n}").format(
+                q=query, o=order, n=sql.Literal(sample)
+            )
+        ).fetchall()
+        return [dict(zip(columns, r, strict=True)) for r in rows]
+
+    return TableDiff(table, n_live, n_fresh, live_sample=first(live_only), fresh_sample=first(fresh_only))
+
+
+def describe(diffs: Sequence[TableDiff]) -> list[str]:
+    """The differences as lines for the operator."""
+    lines: list[str] = []
+    for diff in diffs:
+        if diff.note:
+            lines.append(f"{diff.table}: {diff.note}")
+            continue
+        lines.append(
+            f"{diff.table}: {diff.live_only} row(s) only in live, {diff.fresh_only} only in the rebuild"
+        )
+        lines.extend(f"  live:    {row}" for row in diff.live_sample)
+        lines.extend(f"  rebuild: {row}" for row in diff.fresh_sample)
+    return lines
+
+
+# --- 4: the swap ---------------------------------------------------------------------------------------
+
+
+def _check_stopped(settings: HubSettings, admin: Any) -> None:
+    group = live_group(settings)
+    described = admin.describe_groups([group]).get(group, {})
+    members = described.get("members") or []
+    if members:
+        raise SwapRefusedError(
+            f"the live hub is consuming: consumer group {group} has {len(members)} active member(s)"
+            f" (state {described.get('group_state')}); stop the hub and run the rebuild again"
+        )
+    role = _live_role(settings)
+    with psycopg.connect(settings.dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND datname = current_database()",
+            (role,),
+        ).fetchone()
+    if row is not None and int(row[0]) > 0:
+        raise SwapRefusedError(
+            f"the live hub is still connected to the database as {role} ({int(row[0])} session(s)),"
+            f" though consumer group {group} has no members; stop the hub and run the rebuild again"
+        )
+
+
+def swap(settings: HubSettings, result: Replay, *, echo: Echo = _echo_stderr) -> str:
+    """Put the rebuilt schema in the live one's place; returns the name the live one was kept under."""
+    from kafka import KafkaAdminClient, OffsetAndMetadata, TopicPartition
+
+    live, fresh = result.live_schema, result.fresh_schema
+    old = f"{live}_old_{result.rebuild_id}"
+    group = live_group(settings)
+    admin: Any = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_list, client_id=f"cityhub-{live}-rebuild"
+    )
+    try:
+        _check_stopped(settings, admin)
+        before: dict[Any, Any] = admin.list_group_offsets(group).get(group, {})
+        offsets = {
+            TopicPartition(p.topic, p.partition): OffsetAndMetadata(offset, "", -1)
+            for p, offset in result.snapshot.items()
+        }
+        _alter_offsets(admin, group, offsets)
+        try:
+            _swap_schemas(settings, live, fresh, old)
+        except BaseException:
+            # The live schema stays: so do the offsets it had (best effort; the failure is what matters).
+            if before:
+                _alter_offsets(admin, group, before)
+            raise
+    finally:
+        admin.close()
+    echo(f"rebuild {result.rebuild_id}: the live schema {live} is kept as {old}")
+    echo(f"rebuild {result.rebuild_id}: the rebuilt schema {fresh} is now {live}")
+    echo(
+        f"rebuild {result.rebuild_id}: consumer group {group} set to the replay's end offsets"
+        f" ({len(offsets)} partitions): the hub started now continues from there"
+    )
+    log.info("hub_rebuild_swapped", rebuild_id=result.rebuild_id, live=live, old=old)
+    return old
+
+
+def _alter_offsets(admin: Any, group: str, offsets: dict[Any, Any]) -> None:
+    if not offsets:
+        return
+    errors = {
+        tp: error for tp, error in admin.alter_group_offsets(group, offsets).items() if error.errno != 0
+    }
+    if errors:
+        names = sorted({e.__name__ for e in errors.values()})
+        raise SwapRefusedError(
+            f"consumer group {group} refused the new offsets ({', '.join(names)}): is the hub running?"
+        )
+
+
+def _swap_schemas(settings: HubSettings, live: str, fresh: str, old: str) -> None:
+    live_role, fresh_role = _live_role(settings), f"cityhub_{fresh}"
+    live_owner, fresh_owner = owner_role(live), owner_role(fresh)
+    ident = sql.Identifier
+    with psycopg.connect(settings.dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cityhub_provision'))")
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (old,)).fetchone():
+            raise RebuildError(f"schema {old} exists already")
+        # The platform's history stays with the hub: its unsent events, request memory and audit chain.
+        for table in _CARRIED_OVER:
+            columns = sql.SQL(", ").join(ident(c) for c in _columns(conn, fresh, table))
+            conn.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    ident(fresh, table), columns, columns, ident(live, table)
+                )
+            )
+        for table, column in _SEQUENCES.items():
+            _carry_sequence(conn, f'"{live}".{table}', f'"{fresh}".{table}', column)
+        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(ident(live), ident(old)))
+        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(ident(fresh), ident(live)))
+        # The rebuilt objects change hands as provisioning would have made them: the schema and the audit
+        # log the owner role's, the rest the service role's.
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(fresh_role), ident(live_role)))
+        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(ident(fresh_owner), ident(live_owner)))
+        for role in (fresh_role, fresh_owner):
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(ident(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(ident(role)))
+        conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(ident(live), ident(live_role)))
+        conn.execute(
+            sql.SQL("GRANT SELECT, INSERT ON TABLE {} TO {}").format(
+                ident(live, "audit_log"), ident(live_role)
+            )
+        )
+        conn.execute(
+            sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(
+                ident(live, "audit_log_id_seq"), ident(live_role)
+            )
+        )
+
+
+def _carry_sequence(conn: psycopg.Connection[Any], live_table: str, fresh_table: str, column: str) -> None:
+    """The fresh table's id sequence continues where the live one is (ids carried over stay unique)."""
+    names = conn.execute(
+        "SELECT pg_get_serial_sequence(%s, %s), pg_get_serial_sequence(%s, %s)",
+        (live_table, column, fresh_table, column),
+    ).fetchone()
+    if names is None or names[0] is None or names[1] is None:
+        return
+    # pg_get_serial_sequence answers a quoted, schema-qualified name.
+    state = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(names[0]))).fetchone()
+    if state is not None:
+        conn.execute("SELECT setval(%s::regclass, %s, %s)", (names[1], state[0], state[1]))
+
+
+def drop_rebuild(settings: HubSettings, rebuild_id: str) -> None:
+    """Drop a rebuild's fresh schema and its roles (what --compare-only and a failed rebuild leave)."""
+    fresh = f"{settings.service_name}_rb_{rebuild_id}"
+    ident = sql.Identifier
+    with psycopg.connect(settings.dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cityhub_provision'))")
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident(fresh)))
+        for role in (f"cityhub_{fresh}", owner_role(fresh)):
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(ident(role)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(ident(role)))
+
+
+# --- the whole command ---------------------------------------------------------------------------------
+
+
+def rebuild(
+    settings: HubSettings,
+    *,
+    compare_only: bool = False,
+    confirm: Callable[[str], bool] | None = None,
+    progress: bool = True,
+    echo: Echo = _echo_stderr,
+    batch_size: int = _DEFAULT_BATCH,
+) -> int:
+    """Replay, compare, then swap (unless ``compare_only``, or ``confirm`` says no). The exit code: with
+    ``compare_only`` 0 when the rebuilt views equal the live ones and 1 when they differ; otherwise 0 once
+    swapped, 1 when not."""
+    result = replay(settings, progress=progress, echo=echo, batch_size=batch_size)
+    try:
+        diffs = compare(settings.dsn, result.live_schema, result.fresh_schema)
+    except BaseException:
+        drop_rebuild(settings, result.rebuild_id)
+        raise
+    for line in describe(diffs):
+        echo(line)
+    if diffs:
+        echo(f"rebuild {result.rebuild_id}: {len(diffs)} table(s) differ from the live views")
+    else:
+        echo(f"rebuild {result.rebuild_id}: identical to the live views, row for row")
+    if compare_only:
+        drop_rebuild(settings, result.rebuild_id)
+        echo(f"rebuild {result.rebuild_id}: compare only: {result.fresh_schema} dropped, the live views kept")
+        return 1 if diffs else 0
+    if confirm is not None and not confirm(f"swap {result.fresh_schema} in for {result.live_schema}?"):
+        drop_rebuild(settings, result.rebuild_id)
+        echo(f"rebuild {result.rebuild_id}: not swapped; {result.fresh_schema} dropped")
+        return 1
+    try:
+        swap(settings, result, echo=echo)
+    except SwapRefusedError:
+        drop_rebuild(settings, result.rebuild_id)
+        raise
+    return 0

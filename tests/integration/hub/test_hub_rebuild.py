@@ -1,0 +1,374 @@
+"""Rebuild by replay on a real hub: a mix of every domain's events (repeats included) replayed into a fresh
+schema equals the live views row for row; one altered live row is reported as exactly that; the swap is
+refused while the hub consumes, and on a stopped hub it swaps and the restarted hub carries on."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+from cityhub.commerce.v1 import events_pb2 as commerce
+from cityhub.common.v1 import common_pb2
+from cityhub.govservice.v1 import events_pb2 as govservice
+from cityhub.hub.v1 import hub_pb2, hub_pb2_grpc
+from cityhub.industry.v1 import events_pb2 as industry
+from cityhub.industry.v1 import industry_pb2
+from cityhub.kitchen.v1 import events_pb2 as kitchen
+from cityhub.safety.v1 import events_pb2 as safety
+from click.testing import CliRunner
+from google.protobuf.message import Message
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from services.cli.__main__ import cli
+from services.hub import rebuild as rb
+from services.hub.bootstrap import build
+from services.hub.settings import HubSettings
+from services.platform.kafka import ensure_topics, make_producer
+from services.platform.protoconv import to_timestamp
+from services.platform.security import SecuritySettings, TokenIssuer
+from tests.integration.hub.conftest import hub_settings
+from tests.integration.hub.hub_support import Hub
+from tests.kafka_support import delete_topics
+from tests.support import wait_until
+
+MEDIUM = common_pb2.SEVERITY_MEDIUM
+
+
+def _scenario(hub: Hub, tag: str) -> int:
+    """A realistic mix of every domain's events, with repeats; returns the number of distinct events."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    sent = 0
+
+    def send(message: Message, key: str, minutes: int, event_id: str | None = None) -> str:
+        nonlocal sent
+        sent += event_id is None
+        return hub.publish(
+            message, key=key, subject=key, time=now - timedelta(minutes=minutes), event_id=event_id
+        ).id
+
+    credit = f"91331004MA{tag.upper()[:6]:0<6}1X"
+    site, kit, park, chamber = f"site-{tag}", f"kit-{tag}", f"park-{tag}", f"ch-{tag}"
+    send(
+        safety.SiteRegistered(site_id=site, name="Primary school", town="路桥街道", division_code="331004"),
+        site,
+        90,
+    )
+    send(industry.ParkRegistered(park_id=park, division_code="331004"), park, 90)
+    send(industry.EnterpriseOnboarded(credit_code=credit, park_id=park, division_code="331004"), credit, 85)
+    for n in range(3):
+        send(
+            industry.DeviceRegistered(
+                device_id=f"d-{tag}-{n}", credit_code=credit, park_id=park, workshop="W1"
+            ),
+            f"d-{tag}-{n}",
+            80,
+        )
+    send(
+        kitchen.KitchenRegistered(
+            kitchen_id=kit, site_id=site, name="School kitchen", operator_credit_code=credit, town="路桥街道"
+        ),
+        kit,
+        80,
+    )
+    send(
+        commerce.ChamberCreated(chamber_id=chamber, name="Auto parts chamber", division_code="331004"),
+        chamber,
+        80,
+    )
+    send(
+        commerce.MembershipApproved(
+            membership_id=f"m-{tag}", chamber_id=chamber, credit_code=credit, town="路桥街道"
+        ),
+        chamber,
+        75,
+    )
+    for n in range(3):
+        for hour in range(2):
+            rolled = industry.UtilisationRolledUp(
+                device_id=f"d-{tag}-{n}",
+                credit_code=credit,
+                park_id=park,
+                workshop="W1",
+                hour_started_at=to_timestamp(now.replace(minute=0, second=0) - timedelta(hours=hour + 1)),
+                figures=industry_pb2.UtilisationFigures(
+                    availability=0.1 * (n + hour + 1), oee=0.05 * (n + 1)
+                ),
+            )
+            send(rolled, f"d-{tag}-{n}", 60 - hour)
+    send(
+        industry.DeviceAlertRaised(
+            alert_id=f"da-{tag}", device_id=f"d-{tag}-0", credit_code=credit, park_id=park, severity=MEDIUM
+        ),
+        f"d-{tag}-0",
+        50,
+    )
+    raised = send(safety.AlertRaised(alert_id=f"a-{tag}", site_id=site, severity=MEDIUM), f"a-{tag}", 40)
+    send(safety.AlertAcknowledged(alert_id=f"a-{tag}", site_id=site, acknowledged_by="duty"), f"a-{tag}", 39)
+    send(safety.AlertResolved(alert_id=f"a-{tag}", site_id=site, joint_response=True), f"a-{tag}", 30)
+    send(
+        kitchen.MorningCheckFailed(
+            kitchen_id=kit, check_id=f"c-{tag}", shift_date="2024-05-14", alert_id=f"mc-{tag}"
+        ),
+        kit,
+        35,
+    )
+    send(
+        kitchen.ColdChainAlertRaised(
+            kitchen_id=kit, equipment_id="fridge-1", alert_id=f"cc-{tag}", limit_c=4, temperature_c=9
+        ),
+        kit,
+        34,
+    )
+    send(
+        govservice.ApplicationFiled(
+            application_no=f"ap-{tag}", filing_region="331004", handling_region="522632", credit_code=credit
+        ),
+        f"ap-{tag}",
+        30,
+    )
+    send(
+        govservice.ApplicationCompleted(application_no=f"ap-{tag}", handling_region="522632", on_time=True),
+        f"ap-{tag}",
+        20,
+    )
+    send(
+        commerce.MembershipEnded(membership_id=f"m-{tag}", chamber_id=chamber, credit_code=credit),
+        chamber,
+        10,
+    )
+    # Repeats: a redelivery (same event id) and the same alert raised again under a new event id.
+    send(
+        safety.AlertRaised(alert_id=f"a-{tag}", site_id=site, severity=MEDIUM),
+        f"a-{tag}",
+        40,
+        event_id=raised,
+    )
+    send(
+        safety.AlertRaised(alert_id=f"a-{tag}", site_id=site, severity=MEDIUM),
+        f"a-{tag}",
+        40,
+        event_id=str(uuid.uuid4()),
+    )
+    sent += 1
+    return sent
+
+
+def _settle(hub: Hub, at_least: int) -> None:
+    """Until the hub has applied ``at_least`` events, relayed its outbox and consumed its own topic too."""
+    hub.wait_applied(at_least)
+    group = rb.live_group(hub.settings)
+    topics = [*hub.settings.domain_topics, hub.settings.hub_events_topic]
+    admin: Any = KafkaAdminClient(bootstrap_servers=hub.kafka_bootstrap)
+    probe: Any = KafkaConsumer(bootstrap_servers=hub.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())
+        ]
+
+        def quiet() -> bool | None:
+            with psycopg.connect(hub.database_url, autocommit=True) as conn:
+                row = conn.execute(
+                    f'SELECT count(*) FROM "{hub.settings.service_name}".outbox WHERE sent_at IS NULL'
+                ).fetchone()
+            if row is None or row[0]:
+                return None
+            ends = probe.end_offsets(partitions)
+            committed = admin.list_group_offsets(group).get(group, {})
+            behind = [
+                tp
+                for tp in partitions
+                if ends[tp] > 0 and (committed.get(tp) is None or committed[tp].offset < ends[tp])
+            ]
+            return True if not behind else None
+
+        wait_until(quiet, timeout_s=60, what="the hub caught up with every topic")
+    finally:
+        admin.close()
+        probe.close()
+
+
+def _env(settings: HubSettings) -> dict[str, str]:
+    env = {
+        "SERVICE_NAME": settings.service_name,
+        "DATABASE_URL": settings.dsn,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "HUB_EVENTS_TOPIC": settings.hub_events_topic,
+        "LOG_LEVEL": "warning",
+    }
+    for domain in ("safety", "industry", "kitchen", "commerce", "govservice"):
+        env[f"HUB_{domain.upper()}_EVENTS_TOPIC"] = getattr(settings, f"hub_{domain}_events_topic")
+    return env
+
+
+def _schemas(database_url: str, like: str) -> list[str]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY 1", (like,)
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def settled(hub: Hub) -> int:
+    count = _scenario(hub, "one") + _scenario(hub, "two")
+    _settle(hub, count)
+    return count
+
+
+def test_compare_only_reports_identical(hub: Hub, settled: int) -> None:
+    lines: list[str] = []
+    code = rb.rebuild(hub.settings, compare_only=True, progress=False, echo=lines.append)
+    assert code == 0, "\n".join(lines)
+    assert any("identical to the live views" in line for line in lines), lines
+    replayed = next(line for line in lines if "events/s" in line)
+    # The domains' events and the hub's own (opened, repeated, escalated, incidents) the live hub applied.
+    assert settled < hub.applied()
+    assert f"{hub.applied()} applied" in replayed
+    # Nothing is left behind: the fresh schema and its roles are dropped again.
+    assert _schemas(hub.database_url, f"{hub.settings.service_name}_rb_%") == []
+
+
+def test_compare_only_through_the_command(hub: Hub, settled: int) -> None:
+    del settled
+    result = CliRunner().invoke(
+        cli, ["hub", "rebuild", "--compare-only", "--no-progress"], env=_env(hub.settings)
+    )
+    assert result.exit_code == 0, result.output
+    assert "identical to the live views" in result.output
+
+
+@pytest.fixture
+def altered_row(hub: Hub, settled: int) -> Iterator[None]:
+    del settled
+    schema = hub.settings.service_name
+    query = (
+        f'UPDATE "{schema}".dashboard_facts SET town = %s'
+        " WHERE metric = 'warnings_raised' AND fact_key = 'a-one'"
+    )
+    with psycopg.connect(hub.database_url, autocommit=True) as conn:
+        assert conn.execute(query, ("tampered",)).rowcount == 1
+    yield
+    with psycopg.connect(hub.database_url, autocommit=True) as conn:
+        conn.execute(query, ("",))
+
+
+def test_compare_names_the_altered_table_and_row(hub: Hub, altered_row: None) -> None:
+    del altered_row
+    replay = rb.replay(hub.settings, progress=False, echo=lambda _: None)
+    try:
+        diffs = rb.compare(hub.settings.dsn, replay.live_schema, replay.fresh_schema)
+    finally:
+        rb.drop_rebuild(hub.settings, replay.rebuild_id)
+    assert [(d.table, d.live_only, d.fresh_only) for d in diffs] == [("dashboard_facts", 1, 1)]
+    assert [(r["fact_key"], r["town"]) for r in diffs[0].live_sample] == [("a-one", "tampered")]
+    assert [(r["fact_key"], r["town"]) for r in diffs[0].fresh_sample] == [("a-one", "")]
+    lines: list[str] = []
+    assert rb.rebuild(hub.settings, compare_only=True, progress=False, echo=lines.append) == 1
+    assert any(
+        line.startswith("dashboard_facts: 1 row(s) only in live, 1 only in the rebuild") for line in lines
+    )
+    assert any("tampered" in line for line in lines)
+
+
+def test_swap_is_refused_while_the_live_hub_consumes(hub: Hub, settled: int) -> None:
+    del settled
+    group = rb.live_group(hub.settings)
+    with pytest.raises(rb.SwapRefusedError, match=group):
+        rb.rebuild(hub.settings, progress=False, echo=lambda _: None)
+    assert _schemas(hub.database_url, f"{hub.settings.service_name}_rb_%") == []
+    assert _schemas(hub.database_url, f"{hub.settings.service_name}_old_%") == []
+    result = CliRunner().invoke(cli, ["hub", "rebuild", "--yes", "--no-progress"], env=_env(hub.settings))
+    assert result.exit_code == 1
+    assert group in result.output
+
+
+def _warnings(hub: Hub) -> float:
+    response = hub.call("GetDashboard", hub_pb2.GetDashboardRequest(granularity=hub_pb2.GRANULARITY_DAY))
+    return float(next(f.value for f in response.figures if f.name == "warnings_raised"))
+
+
+def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
+    kafka_bootstrap: str, database_url: str, hub_security: SecuritySettings
+) -> None:
+    settings = hub_settings(kafka_bootstrap, database_url, secrets.token_hex(4))
+    topics = [*settings.domain_topics, settings.hub_events_topic]
+    ensure_topics(kafka_bootstrap, topics, partitions=3, replication=1)
+    producer = make_producer(kafka_bootstrap)
+    issuer = TokenIssuer.from_settings(hub_security)
+    schema = settings.service_name
+    try:
+        # A hub runs, consumes a mix of events, and its views are damaged behind its back; then it stops.
+        with build(settings, configure_logs=False, security=hub_security) as runtime:
+            runtime.start()
+            with grpc.insecure_channel(runtime.address) as channel:
+                first = Hub(
+                    runtime,
+                    settings,
+                    hub_pb2_grpc.HubServiceStub(channel),
+                    issuer,
+                    kafka_bootstrap,
+                    database_url,
+                    producer,
+                )
+                count = _scenario(first, "swap")
+                _settle(first, count)
+                warnings_before = _warnings(first)
+                applied_before = first.applied()
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute(f"DELETE FROM \"{schema}\".dashboard_facts WHERE metric = 'warnings_raised'")
+        admin: Any = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            group = rb.live_group(settings)
+            wait_until(
+                lambda: not admin.describe_groups([group])[group]["members"] or None,
+                timeout_s=60,
+                what="the stopped hub left its group",
+            )
+        finally:
+            admin.close()
+
+        lines: list[str] = []
+        assert rb.rebuild(settings, confirm=lambda _: True, progress=False, echo=lines.append) == 0
+        assert any(
+            line.startswith("dashboard_facts: 0 row(s) only in live, 1 only in the rebuild") for line in lines
+        ), lines
+        old = _schemas(database_url, f"{schema}_old_%")
+        assert len(old) == 1
+        assert any(f"kept as {old[0]}" in line for line in lines)
+        assert _schemas(database_url, f"{schema}_rb_%") == []
+
+        # The hub restarted on the swapped schema: the repaired views, and it carries on from the snapshot.
+        with build(settings, configure_logs=False, security=hub_security) as runtime:
+            runtime.start()
+            with grpc.insecure_channel(runtime.address) as channel:
+                again = Hub(
+                    runtime,
+                    settings,
+                    hub_pb2_grpc.HubServiceStub(channel),
+                    issuer,
+                    kafka_bootstrap,
+                    database_url,
+                    producer,
+                )
+                assert _warnings(again) == warnings_before
+                # It starts from the replay's snapshot: the replayed ids are there, nothing is applied twice.
+                assert again.applied() >= applied_before
+                again.publish(
+                    safety.AlertRaised(alert_id="a-after", site_id="site-swap", severity=MEDIUM),
+                    key="a-after",
+                    subject="a-after",
+                )
+                again.wait_applied(applied_before + 1)
+                assert _warnings(again) == warnings_before + 1
+    finally:
+        producer.close(timeout=5)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for name in _schemas(database_url, f"{schema}_old_%"):
+                conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
