@@ -86,6 +86,21 @@ class Hub:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def has_applied(self, event_id: str) -> bool:
+        """Whether the projection consumer has applied the event with this id."""
+        schema = self.settings.service_name
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute(
+                f'SELECT 1 FROM "{schema}".processed_events WHERE consumer = %s AND event_id = %s',
+                (PROJECTION_CONSUMER, event_id),
+            ).fetchone()
+        return row is not None
+
+    def wait_event_applied(self, event_id: str, *, timeout_s: float = 30.0) -> None:
+        """Wait until the hub has applied this very event (the hub's own events count in applied() too,
+        so a count can be reached by something else)."""
+        wait_until(lambda: self.has_applied(event_id) or None, timeout_s=timeout_s, what=f"event {event_id}")
+
     def wait_applied(self, count: int, *, timeout_s: float = 30.0) -> None:
         """Wait until at least ``count`` events in all have been applied by the hub."""
         wait_until(

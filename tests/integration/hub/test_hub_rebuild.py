@@ -359,12 +359,12 @@ def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
                 assert _warnings(again) == warnings_before
                 # It starts from the replay's snapshot: the replayed ids are there, nothing is applied twice.
                 assert again.applied() >= applied_before
-                again.publish(
+                after = again.publish(
                     safety.AlertRaised(alert_id="a-after", site_id="site-swap", severity=MEDIUM),
                     key="a-after",
                     subject="a-after",
                 )
-                again.wait_applied(applied_before + 1)
+                again.wait_event_applied(after.id)
                 assert _warnings(again) == warnings_before + 1
     finally:
         producer.close(timeout=5)
