@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.platform.grpc_client import PeerAddress, PeerSettings
 from services.platform.security.settings import DEV_SECRETS_DIR
-from services.platform.vault import decode_person_key
+from services.platform.vault import checked_person_key
 
 __all__ = ["CommerceSettings"]
 
@@ -47,10 +47,4 @@ class CommerceSettings(PeerSettings):
     # How often the service looks for requests past their deadline.
     commerce_overdue_sweep_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
-    @field_validator("commerce_seal_key")
-    @classmethod
-    def _is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        decode_person_key(value.get_secret_value())
-        return value
+    _key_is_32_bytes = field_validator("commerce_seal_key")(checked_person_key)

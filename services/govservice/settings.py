@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.platform.grpc_client import PeerAddress, PeerSettings
 from services.platform.security.settings import DEV_SECRETS_DIR
-from services.platform.vault import decode_person_key
+from services.platform.vault import checked_person_key
 
 __all__ = ["GovServiceSettings"]
 
@@ -53,10 +53,4 @@ class GovServiceSettings(PeerSettings):
     govservice_track_window_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
     govservice_track_max_wait_s: Annotated[float, Field(gt=0, le=86400)] = 900.0
 
-    @field_validator("govservice_person_key")
-    @classmethod
-    def _is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        decode_person_key(value.get_secret_value())
-        return value
+    _key_is_32_bytes = field_validator("govservice_person_key")(checked_person_key)

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.platform.grpc_client import PeerAddress, PeerSettings
 from services.platform.security.settings import DEV_SECRETS_DIR
-from services.platform.vault import decode_person_key
+from services.platform.vault import checked_person_key
 
 __all__ = ["KitchenSettings"]
 
@@ -71,10 +71,4 @@ class KitchenSettings(PeerSettings):
     kitchen_sample_min_grams: Annotated[float, Field(gt=0, le=10_000)] = 125.0
     kitchen_sample_keep_hours: Annotated[int, Field(ge=1, le=24 * 30)] = 48
 
-    @field_validator("kitchen_person_key")
-    @classmethod
-    def _is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        decode_person_key(value.get_secret_value())
-        return value
+    _key_is_32_bytes = field_validator("kitchen_person_key")(checked_person_key)

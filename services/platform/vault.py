@@ -33,7 +33,14 @@ from pydantic import SecretStr
 
 from services.platform.logs import get_logger
 
-__all__ = ["PersonKeyError", "Vault", "decode_person_key", "ensure_dev_key", "load_person_key"]
+__all__ = [
+    "PersonKeyError",
+    "Vault",
+    "checked_person_key",
+    "decode_person_key",
+    "ensure_dev_key",
+    "load_person_key",
+]
 
 _VERSION = 1
 _NONCE_BYTES = 12
@@ -54,6 +61,15 @@ def decode_person_key(text: str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"must decode to 32 bytes, not {len(raw)}")
     return raw
+
+
+def checked_person_key(value: SecretStr | None) -> SecretStr | None:
+    """The settings validator of every ``<DOMAIN>_PERSON_KEY`` field: blank means unset; otherwise it must
+    decode to 32 bytes, so a wrong key stops start-up naming the setting (never showing the value)."""
+    if value is None or not value.get_secret_value().strip():
+        return None
+    decode_person_key(value.get_secret_value())
+    return value
 
 
 def derive_key(master: bytes, info: bytes) -> bytes:

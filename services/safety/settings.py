@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from services.platform.security.settings import DEV_SECRETS_DIR
 from services.platform.settings import ServiceSettings
-from services.platform.vault import decode_person_key
+from services.platform.vault import checked_person_key
 
 __all__ = ["SafetySettings"]
 
@@ -44,10 +44,4 @@ class SafetySettings(ServiceSettings):
     # Alert changes a slow watcher may fall behind by before it is re-sent the open alerts instead.
     safety_watch_queue_size: Annotated[int, Field(ge=10, le=100_000)] = 1000
 
-    @field_validator("safety_person_key")
-    @classmethod
-    def _is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        decode_person_key(value.get_secret_value())
-        return value
+    _key_is_32_bytes = field_validator("safety_person_key")(checked_person_key)

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -378,92 +378,108 @@ class LoadDriver:
         change.ended = time.monotonic()
         return None, change
 
-    def set_up(self) -> None:
-        """What the clients share, registered before the load starts: industry's park, and the school
-        whose kitchens the kitchen clients register (kitchen checks it with safety over gRPC)."""
-        with grpc.insecure_channel(self._addresses["industry"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = industry_pb2_grpc.IndustryServiceStub(channel)
-            request = industry_pb2.RegisterParkRequest(
-                request_id=f"drill-{self._tag}-park", name="Drill park", division_code="331004"
-            )
-            # The park's id (its event's marker) is known only from the answer.
+    def _set_up_one(
+        self,
+        service: str,
+        stub_factory: Callable[[Any], Any],
+        *,
+        rpc: str,
+        ce_type: str,
+        marker: str,
+        request: Any,
+    ) -> tuple[Any, Change]:
+        """One create everything after it depends on, made before the load starts: it must succeed."""
+        with grpc.insecure_channel(self._addresses[service], options=CALLER_CHANNEL_OPTIONS) as channel:
+            method = getattr(stub_factory(channel), rpc)
             reply, change = self.call(
-                service="industry",
-                rpc="RegisterPark",
-                ce_type="cityhub.industry.v1.ParkRegistered",
-                marker="",
+                service=service,
+                rpc=rpc,
+                ce_type=ce_type,
+                marker=marker,
                 request_id=request.request_id,
-                send=lambda t: stub.RegisterPark(request, metadata=self._metadata, timeout=t),
+                send=lambda t: method(request, metadata=self._metadata, timeout=t),
             )
-            assert reply is not None, f"the drill's park was not registered: {change}"
-            self.park_id = change.marker = change.entity = reply.park.park_id
+        assert reply is not None, f"the drill's {rpc} failed: {change}"
+        return reply, change
+
+    def set_up(self) -> None:
+        """What the clients share, registered before the load starts: industry's park, commerce's chamber,
+        and the school whose kitchens the kitchen clients register (kitchen checks it with safety)."""
+        reply, change = self._set_up_one(
+            "industry",
+            industry_pb2_grpc.IndustryServiceStub,
+            ce_type="cityhub.industry.v1.ParkRegistered",
+            rpc="RegisterPark",
+            # The park's id (its event's marker) is known only from the answer.
+            marker="",
+            request=industry_pb2.RegisterParkRequest(
+                request_id=f"drill-{self._tag}-park", name="Drill park", division_code="331004"
+            ),
+        )
+        self.park_id = change.marker = change.entity = reply.park.park_id
         if "commerce" in self._addresses:
-            self._set_up_chamber()
-        if "kitchen" not in self._addresses:
-            return
-        with grpc.insecure_channel(self._addresses["safety"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            safety: Any = safety_pb2_grpc.SafetyServiceStub(channel)
-            name = f"Drill school {self._tag}"
-            site = safety_pb2.RegisterSiteRequest(
-                request_id=f"drill-{self._tag}-school",
-                name=name,
-                kind=safety_pb2.SITE_KIND_SCHOOL,
-                address="18 Tongyu Road, Luqiao District, Taizhou",
-                division_code="331004",
-                town="Luqiao Street",
-                duty_room=safety_pb2.DutyRoomContact(name="Gate duty room", phone="0576-8288 1234"),
-            )
-            reply, change = self.call(
-                service="safety",
-                rpc="RegisterSite",
-                ce_type="cityhub.safety.v1.SiteRegistered",
+            name = f"Drill federation {self._tag}"
+            reply, change = self._set_up_one(
+                "commerce",
+                commerce_pb2_grpc.CommerceServiceStub,
+                ce_type="cityhub.commerce.v1.FederationCreated",
+                rpc="CreateFederation",
                 marker=name,
-                request_id=site.request_id,
-                send=lambda t: safety.RegisterSite(site, metadata=self._metadata, timeout=t),
+                request=commerce_pb2.CreateFederationRequest(
+                    request_id=f"drill-{self._tag}-federation",
+                    name=name,
+                    level=commerce_pb2.FEDERATION_LEVEL_PROVINCE,
+                    division_code="330000",
+                ),
             )
-            assert reply is not None, f"the drill's school was not registered: {change}"
+            federation = reply.federation
+            change.entity = federation.federation_id
+            name = f"Drill chamber {self._tag}"
+            reply, change = self._set_up_one(
+                "commerce",
+                commerce_pb2_grpc.CommerceServiceStub,
+                ce_type="cityhub.commerce.v1.ChamberCreated",
+                rpc="CreateChamber",
+                marker=name,
+                request=commerce_pb2.CreateChamberRequest(
+                    request_id=f"drill-{self._tag}-chamber",
+                    federation_id=federation.federation_id,
+                    name=name,
+                    kind=commerce_pb2.CHAMBER_KIND_TRADE,
+                    sector="MACHINERY",
+                    join_rule=commerce_pb2.JOIN_RULE_AUTO_APPROVE_KNOWN,
+                ),
+            )
+            self.chamber_id = change.entity = reply.chamber.chamber_id
+        if "kitchen" in self._addresses:
+            name = f"Drill school {self._tag}"
+            reply, change = self._set_up_one(
+                "safety",
+                safety_pb2_grpc.SafetyServiceStub,
+                ce_type="cityhub.safety.v1.SiteRegistered",
+                rpc="RegisterSite",
+                marker=name,
+                request=safety_pb2.RegisterSiteRequest(
+                    request_id=f"drill-{self._tag}-school",
+                    name=name,
+                    kind=safety_pb2.SITE_KIND_SCHOOL,
+                    address="18 Tongyu Road, Luqiao District, Taizhou",
+                    division_code="331004",
+                    town="Luqiao Street",
+                    duty_room=safety_pb2.DutyRoomContact(name="Gate duty room", phone="0576-8288 1234"),
+                ),
+            )
             self.school_id = change.entity = reply.site.site_id
 
-    def _set_up_chamber(self) -> None:
-        """The province federation and the chamber the commerce clients apply to."""
-        with grpc.insecure_channel(self._addresses["commerce"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = commerce_pb2_grpc.CommerceServiceStub(channel)
-            name = f"Drill federation {self._tag}"
-            federation = commerce_pb2.CreateFederationRequest(
-                request_id=f"drill-{self._tag}-federation",
-                name=name,
-                level=commerce_pb2.FEDERATION_LEVEL_PROVINCE,
-                division_code="330000",
-            )
-            reply, change = self.call(
-                service="commerce",
-                rpc="CreateFederation",
-                ce_type="cityhub.commerce.v1.FederationCreated",
-                marker=name,
-                request_id=federation.request_id,
-                send=lambda t: stub.CreateFederation(federation, metadata=self._metadata, timeout=t),
-            )
-            assert reply is not None, f"the drill's federation was not created: {change}"
-            change.entity = reply.federation.federation_id
-            name = f"Drill chamber {self._tag}"
-            chamber = commerce_pb2.CreateChamberRequest(
-                request_id=f"drill-{self._tag}-chamber",
-                federation_id=reply.federation.federation_id,
-                name=name,
-                kind=commerce_pb2.CHAMBER_KIND_TRADE,
-                sector="MACHINERY",
-                join_rule=commerce_pb2.JOIN_RULE_AUTO_APPROVE_KNOWN,
-            )
-            reply, change = self.call(
-                service="commerce",
-                rpc="CreateChamber",
-                ce_type="cityhub.commerce.v1.ChamberCreated",
-                marker=name,
-                request_id=chamber.request_id,
-                send=lambda t: stub.CreateChamber(chamber, metadata=self._metadata, timeout=t),
-            )
-            assert reply is not None, f"the drill's chamber was not created: {change}"
-            self.chamber_id = change.entity = reply.chamber.chamber_id
+    @contextlib.contextmanager
+    def _client(
+        self, service: str, stub_factory: Callable[[Any], Any], letter: str, index: int
+    ) -> Iterator[tuple[Any, list[float], Iterator[str]]]:
+        """A load client's stub on a channel of its own, its pacing, and the request-id stem of each of
+        its chains."""
+        with grpc.insecure_channel(self._addresses[service], options=CALLER_CHANNEL_OPTIONS) as channel:
+            rids = (f"drill-{self._tag}-{letter}{index}-{number}" for number in self._chains())
+            yield stub_factory(channel), [time.monotonic()], rids
 
     def start(self) -> None:
         clients = {"safety": self._safety_client, "industry": self._industry_client}
@@ -533,11 +549,8 @@ class LoadDriver:
         return range(self._max_changes // 3)
 
     def _safety_client(self, index: int) -> None:
-        with grpc.insecure_channel(self._addresses["safety"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = safety_pb2_grpc.SafetyServiceStub(channel)
-            due = [time.monotonic()]
-            for number in self._chains():
-                rid = f"drill-{self._tag}-s{index}-{number}"
+        with self._client("safety", safety_pb2_grpc.SafetyServiceStub, "s", index) as (stub, due, rids):
+            for rid in rids:
                 name = f"Drill site {rid}"
                 site = self._step(
                     due,
@@ -592,11 +605,8 @@ class LoadDriver:
                 )
 
     def _industry_client(self, index: int) -> None:
-        with grpc.insecure_channel(self._addresses["industry"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = industry_pb2_grpc.IndustryServiceStub(channel)
-            due = [time.monotonic()]
-            for number in self._chains():
-                rid = f"drill-{self._tag}-i{index}-{number}"
+        with self._client("industry", industry_pb2_grpc.IndustryServiceStub, "i", index) as (stub, due, rids):
+            for rid in rids:
                 code = _credit_code()
                 enterprise = self._step(
                     due,
@@ -657,11 +667,8 @@ class LoadDriver:
 
     def _kitchen_client(self, index: int) -> None:
         """A kitchen for the drill's school (checked with safety), a lot received, a meal served of it."""
-        with grpc.insecure_channel(self._addresses["kitchen"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = kitchen_pb2_grpc.KitchenServiceStub(channel)
-            due = [time.monotonic()]
-            for number in self._chains():
-                rid = f"drill-{self._tag}-k{index}-{number}"
+        with self._client("kitchen", kitchen_pb2_grpc.KitchenServiceStub, "k", index) as (stub, due, rids):
+            for rid in rids:
                 name = f"Drill kitchen {rid}"
                 kitchen = self._step(
                     due,
@@ -739,11 +746,8 @@ class LoadDriver:
     def _commerce_client(self, index: int) -> None:
         """An enterprise industry does not know applies to the chamber (kept pending, after commerce asked
         industry over gRPC), and the chamber holds an activity."""
-        with grpc.insecure_channel(self._addresses["commerce"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = commerce_pb2_grpc.CommerceServiceStub(channel)
-            due = [time.monotonic()]
-            for number in self._chains():
-                rid = f"drill-{self._tag}-c{index}-{number}"
+        with self._client("commerce", commerce_pb2_grpc.CommerceServiceStub, "c", index) as (stub, due, rids):
+            for rid in rids:
                 code = _credit_code()
                 applied = self._step(
                     due,
@@ -786,11 +790,12 @@ class LoadDriver:
     def _govservice_client(self, index: int) -> None:
         """An enterprise's business-licence change filed in the district for Yiwu (partners from the seed
         file; govservice asks commerce about the enterprise over gRPC)."""
-        with grpc.insecure_channel(self._addresses["govservice"], options=CALLER_CHANNEL_OPTIONS) as channel:
-            stub: Any = govservice_pb2_grpc.CrossRegionServiceStub(channel)
-            due = [time.monotonic()]
-            for number in self._chains():
-                rid = f"drill-{self._tag}-g{index}-{number}"
+        with self._client("govservice", govservice_pb2_grpc.CrossRegionServiceStub, "g", index) as (
+            stub,
+            due,
+            rids,
+        ):
+            for rid in rids:
                 code = _credit_code()
                 self._step(
                     due,

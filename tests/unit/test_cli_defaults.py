@@ -1,6 +1,7 @@
 """The addresses `cityhub infra env` resolves, and which every command defaults to: CITYHUB_PG_PORT and
-CITYHUB_KAFKA_PORT move them. No sockets; the commands themselves are checked against the real servers
-in tests/integration/test_cli_defaults.py."""
+CITYHUB_KAFKA_PORT move them. Pure settings resolution: nothing here opens a socket or talks to Kafka or
+PostgreSQL (a bad port is refused before any connection); the commands themselves are checked against
+the real servers in tests/integration/test_cli_defaults.py."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from click.testing import CliRunner
 
 from services.cli.__main__ import cli
 from services.cli.infra import InfraSettings, default_addresses
-from tests.support import free_port
 
 
 @pytest.fixture
 def moved(monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
-    """A second stack's ports, with no address variable set."""
-    pg_port, kafka_port = free_port(), free_port()
+    """A second stack's ports, with no address variable set (only resolved, never connected to)."""
+    pg_port, kafka_port = 25433, 29094
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("CITYHUB_PG_PORT", str(pg_port))

@@ -9,7 +9,6 @@ earning points) runs in one transaction. Enumerations are stored as their domain
 from __future__ import annotations
 
 from services.commerce.repository.activities import ActivitiesSql
-from services.commerce.repository.base import Conn
 from services.commerce.repository.codes import CodesSql
 from services.commerce.repository.excellence import ExcellenceSql
 from services.commerce.repository.federations import FederationsSql
@@ -18,6 +17,7 @@ from services.commerce.repository.matching import MatchingSql
 from services.commerce.repository.memberships import MembershipsSql
 from services.commerce.repository.requests import RequestsSql
 from services.commerce.repository.training import TrainingSql
+from services.platform.repository import Conn
 
 __all__ = ["CommerceRepository"]
 

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from services.commerce.domain.access import Visibility
 from services.commerce.domain.activities import Activity, ActivityView, SignUp, SignUpStatus
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["ActivitiesSql"]
 

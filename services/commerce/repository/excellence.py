@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 
 from services.commerce.domain.excellence import LedgerEntry, MemberTotal
 from services.commerce.domain.model import PointSource
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["ExcellenceSql", "ShowcaseFigures"]
 

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from services.commerce.domain.federations import ChamberStaff, StaffRole
 from services.commerce.domain.model import Chamber, ChamberKind, Federation, FederationLevel, JoinRule
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["FederationsSql", "chamber_of"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.commerce.domain.model import PointSource
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["LedgerSql"]
 

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from services.commerce.domain.access import Visibility
 from services.commerce.domain.matching import Candidate, Match, MatchStatus, Post, PostKind, category_key
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["MatchingSql"]
 

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from services.commerce.domain.access import Visibility
 from services.commerce.domain.memberships import EARTH_RADIUS_M, MapQuery
 from services.commerce.domain.model import EnterpriseLookup, GeoPoint, Membership, MembershipStatus
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["MEMBERSHIP_COLUMNS", "MembershipsSql", "membership_of"]
 

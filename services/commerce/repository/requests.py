@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from services.commerce.domain.access import Visibility
 from services.commerce.domain.requests import ServiceRequest, ServiceRequestStatus, ServiceType
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["RequestsSql"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from services.commerce.domain.training import Course, Enrolment
-from services.commerce.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["TrainingSql"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from services.govservice.domain.access import Visibility
 from services.platform.security import Access, Role, current_access
 
-__all__ = ["caller_subject", "current_visibility", "visibility_of"]
+__all__ = ["current_visibility", "visibility_of"]
 
 _EVERYWHERE = {Role.DISTRICT_OPERATOR.value, Role.SERVICE.value}
 
@@ -24,13 +24,3 @@ def visibility_of(access: Access) -> Visibility:
 
 def current_visibility() -> Visibility:
     return visibility_of(current_access())
-
-
-def caller_subject() -> str:
-    """Who is acting (the token's subject): the clerk named in each signed step."""
-    return current_access().caller.sub
-
-
-def caller_key() -> str:
-    """Who is tracking, for slowing repeated wrong tries down: the token's subject."""
-    return current_access().caller.sub

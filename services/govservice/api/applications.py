@@ -6,11 +6,12 @@ import grpc
 from cityhub.common.v1 import common_pb2
 from cityhub.govservice.v1 import govservice_pb2
 
-from services.govservice.api import caller_subject, current_visibility
+from services.govservice.api import current_visibility
 from services.govservice.domain.applications import ApplicationView, Step
 from services.govservice.mapping import applications as convert
 from services.govservice.usecases.applications import Applications
 from services.govservice.usecases.common import GovServiceContext
+from services.platform.security import current_caller
 
 __all__ = ["ApplicationsApi"]
 
@@ -23,7 +24,7 @@ class ApplicationsApi:
 
     def _step(self, application_no: str, step: Step, text: str = "") -> govservice_pb2.Application:
         found: ApplicationView = self._applications.step(
-            convert.step_command(application_no, step, text), current_visibility(), caller_subject()
+            convert.step_command(application_no, step, text), current_visibility(), current_caller().sub
         )
         return convert.application_pb(found)
 
@@ -33,7 +34,7 @@ class ApplicationsApi:
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> govservice_pb2.FileApplicationResponse:
         found = self._applications.file(
-            convert.file_application(request), current_visibility(), caller_subject()
+            convert.file_application(request), current_visibility(), current_caller().sub
         )
         return govservice_pb2.FileApplicationResponse(application=convert.application_pb(found))
 

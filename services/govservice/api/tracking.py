@@ -6,11 +6,12 @@ from __future__ import annotations
 import grpc
 from cityhub.govservice.v1 import govservice_pb2
 
-from services.govservice.api import caller_key, current_visibility
+from services.govservice.api import current_visibility
 from services.govservice.mapping import tracking as mapping
 from services.govservice.usecases.common import GovServiceContext
 from services.govservice.usecases.statistics import GovStatistics
 from services.govservice.usecases.tracking import ApplicationTracking
+from services.platform.security import current_caller
 
 __all__ = ["TrackingApi"]
 
@@ -29,7 +30,7 @@ class TrackingApi:
         request: govservice_pb2.TrackApplicationRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> govservice_pb2.TrackApplicationResponse:
-        tracked = self._application_tracking.track(mapping.track_query(request), caller_key())
+        tracked = self._application_tracking.track(mapping.track_query(request), current_caller().sub)
         return mapping.tracked_pb(tracked)
 
     def GetStatistics(  # noqa: N802

@@ -5,11 +5,11 @@ appends its signed hand-off is one transaction. Enumerations are stored as their
 from __future__ import annotations
 
 from services.govservice.repository.applications import ApplicationsSql
-from services.govservice.repository.base import Conn
 from services.govservice.repository.catalogue import CatalogueSql
 from services.govservice.repository.regions import RegionsSql
 from services.govservice.repository.tracking import TrackingSql
 from services.govservice.repository.trail import TrailSql
+from services.platform.repository import Conn
 
 __all__ = ["GovServiceRepository"]
 

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from services.govservice.domain.access import Visibility
 from services.govservice.domain.applications import Application, EnterpriseApplicant
 from services.govservice.domain.model import ApplicantKind, ApplicationStatus, Verification
-from services.govservice.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["ApplicationsSql", "region_patterns"]
 

@@ -17,7 +17,7 @@ from services.govservice.domain.model import (
     Partnership,
     PartnershipItem,
 )
-from services.govservice.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["CatalogueSql"]
 

@@ -9,7 +9,7 @@ from psycopg.rows import dict_row
 
 from services.govservice.domain.catalogue import RegionKey
 from services.govservice.domain.model import Region
-from services.govservice.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["RegionsSql"]
 

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from services.govservice.domain.model import ApplicantKind, ApplicationStatus
 from services.govservice.domain.statistics import PlaceServed, StatisticsCounts
 from services.govservice.domain.tracking import TrackedApplication, TrackedStep
-from services.govservice.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["TrackingSql"]
 

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from services.govservice.domain.model import ApplicationStatus
 from services.govservice.domain.trail import RegionPublicKey, StepRecord, TrailSubject
-from services.govservice.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["TrailSql"]
 

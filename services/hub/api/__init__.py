@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from services.platform.security import Access, Role, current_access
 
-__all__ = ["caller_subject", "current_access_of", "scopes_of"]
+__all__ = ["current_scopes", "scopes_of"]
 
 _EVERYWHERE = {Role.DISTRICT_OPERATOR.value, Role.SERVICE.value}
 # The scoped roles and the kind of scope each holds (services/platform/security/roles.py).
@@ -31,10 +31,6 @@ def scopes_of(access: Access) -> dict[str, frozenset[str]] | None:
     return found
 
 
-def current_access_of() -> Access:
-    return current_access()
-
-
-def caller_subject() -> str:
-    """Who is acting (the token's subject)."""
-    return current_access().caller.sub
+def current_scopes() -> dict[str, frozenset[str]] | None:
+    """The current call's scopes by kind (None: it sees everything)."""
+    return scopes_of(current_access())

@@ -6,7 +6,7 @@ import grpc
 from cityhub.common.v1 import common_pb2
 from cityhub.hub.v1 import hub_pb2
 
-from services.hub.api import current_access_of, scopes_of
+from services.hub.api import current_scopes
 from services.hub.mapping.entities import (
     detail_call,
     entity_pb,
@@ -35,7 +35,7 @@ class EntitiesApi:
         request: hub_pb2.SearchEntitiesRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.SearchEntitiesResponse:
-        hits, token = self._entity_directory.search(search_command(request), scopes_of(current_access_of()))
+        hits, token = self._entity_directory.search(search_command(request), current_scopes())
         return hub_pb2.SearchEntitiesResponse(
             hits=[hub_pb2.SearchHit(entity=entity_pb(row), score=score) for row, score in hits],
             page=common_pb2.PageResponse(next_page_token=token, total_size=-1),
@@ -46,7 +46,7 @@ class EntitiesApi:
         request: hub_pb2.ListEntitiesNearRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.ListEntitiesNearResponse:
-        found = self._entity_directory.near(near_command(request), scopes_of(current_access_of()))
+        found = self._entity_directory.near(near_command(request), current_scopes())
         return hub_pb2.ListEntitiesNearResponse(
             entities=[hub_pb2.NearbyEntity(entity=entity_pb(row), distance_meters=d) for row, d in found]
         )
@@ -59,7 +59,7 @@ class EntitiesApi:
         problems: list[tuple[str, str]] = []
         kind, id_ = ref_of(request.ref, "ref", problems)
         view = self._entity_directory.entity_360(
-            kind, id_, problems, detail=request.detail, scopes=scopes_of(current_access_of())
+            kind, id_, problems, detail=request.detail, scopes=current_scopes()
         )
         return hub_pb2.GetEntity360Response(
             entity=entity_pb(view.entity),
@@ -84,9 +84,7 @@ class EntitiesApi:
         request: hub_pb2.GetTimelineRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.GetTimelineResponse:
-        rows, token = self._entity_directory.timeline(
-            timeline_command(request), scopes_of(current_access_of())
-        )
+        rows, token = self._entity_directory.timeline(timeline_command(request), current_scopes())
         return hub_pb2.GetTimelineResponse(
             entries=[timeline_entry_pb(r.at, r.domain, r.ce_type, r.summary, r.event_id) for r in rows],
             page=common_pb2.PageResponse(next_page_token=token, total_size=-1),

@@ -9,11 +9,11 @@ from typing import Any
 import grpc
 from cityhub.hub.v1 import hub_pb2
 
-from services.hub.api import caller_subject, current_access_of, scopes_of
+from services.hub.api import current_scopes, scopes_of
 from services.hub.mapping import inbox as mapping
 from services.hub.usecases.common import HubContext
 from services.hub.usecases.inbox import InboxUseCases
-from services.platform.security import Role
+from services.platform.security import Role, current_access, current_caller
 
 __all__ = ["WATCH_LIVE_METADATA", "InboxApi"]
 
@@ -31,7 +31,7 @@ class InboxApi:
         request: hub_pb2.ListInboxItemsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.ListInboxItemsResponse:
-        items, token = self._inbox.list_items(mapping.list_items(request), scopes_of(current_access_of()))
+        items, token = self._inbox.list_items(mapping.list_items(request), current_scopes())
         return mapping.list_items_response(items, token)
 
     def GetInboxItem(  # noqa: N802
@@ -39,7 +39,7 @@ class InboxApi:
         request: hub_pb2.GetInboxItemRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.GetInboxItemResponse:
-        view = self._inbox.get_item(mapping.get_item(request), scopes_of(current_access_of()))
+        view = self._inbox.get_item(mapping.get_item(request), current_scopes())
         return mapping.get_item_response(view.item, view.occurrences, view.incident)
 
     def AcknowledgeInboxItem(  # noqa: N802
@@ -47,9 +47,7 @@ class InboxApi:
         request: hub_pb2.AcknowledgeInboxItemRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.AcknowledgeInboxItemResponse:
-        item = self._inbox.acknowledge(
-            mapping.acknowledge(request, caller_subject()), scopes_of(current_access_of())
-        )
+        item = self._inbox.acknowledge(mapping.acknowledge(request, current_caller().sub), current_scopes())
         return mapping.acknowledge_response(item)
 
     def ResolveInboxItem(  # noqa: N802
@@ -57,7 +55,7 @@ class InboxApi:
         request: hub_pb2.ResolveInboxItemRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.ResolveInboxItemResponse:
-        item = self._inbox.resolve(mapping.resolve(request, caller_subject()), scopes_of(current_access_of()))
+        item = self._inbox.resolve(mapping.resolve(request, current_caller().sub), current_scopes())
         return mapping.resolve_response(item)
 
     async def WatchInbox(  # noqa: N802
@@ -68,7 +66,7 @@ class InboxApi:
             # Response headers tell the client the watch is live: changes committed from now on reach it.
             await context.send_initial_metadata(((WATCH_LIVE_METADATA, "true"),))
 
-        access = current_access_of()
+        access = current_access()
         items = self._inbox.watch(
             mapping.watch_filter(request),
             scopes_of(access),
@@ -85,7 +83,5 @@ class InboxApi:
         request: hub_pb2.ListIncidentsRequest,
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> hub_pb2.ListIncidentsResponse:
-        incidents, token = self._inbox.list_incidents(
-            mapping.list_incidents(request), scopes_of(current_access_of())
-        )
+        incidents, token = self._inbox.list_incidents(mapping.list_incidents(request), current_scopes())
         return mapping.list_incidents_response(incidents, token)

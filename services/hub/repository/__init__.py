@@ -4,10 +4,10 @@ the consumer's one transaction. Enumerations are stored as their domain names (T
 
 from __future__ import annotations
 
-from services.hub.repository.base import Conn
 from services.hub.repository.dashboard import DashboardSql
 from services.hub.repository.entities import EntitiesSql
 from services.hub.repository.inbox import InboxSql
+from services.platform.repository import Conn
 
 __all__ = ["HubRepository"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from services.hub.domain.dashboard import DeviceFigures, Fact, Metric, MetricCounts, Period
-from services.hub.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["DashboardSql"]
 

@@ -35,7 +35,7 @@ from services.hub.domain.entities import (
     held,
     region_prefix,
 )
-from services.hub.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["EntitiesSql", "TimelineRow"]
 

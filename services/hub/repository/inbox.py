@@ -32,8 +32,8 @@ from services.hub.domain.inbox import (
     SourceSignal,
     item_state,
 )
-from services.hub.repository.base import SqlPart
 from services.platform.outbox import OutboxWriter
+from services.platform.repository import SqlPart
 
 __all__ = ["INBOX_CHANNEL_SQL", "EscalationCandidate", "InboxSql"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from services.kitchen.domain.access import Visibility
 from services.platform.security import Access, Role, current_access
 
-__all__ = ["caller_subject", "current_visibility", "visibility_of"]
+__all__ = ["current_visibility", "visibility_of"]
 
 _EVERYWHERE = {
     Role.FOOD_INSPECTOR.value,
@@ -31,8 +31,3 @@ def visibility_of(access: Access) -> Visibility:
 
 def current_visibility() -> Visibility:
     return visibility_of(current_access())
-
-
-def caller_subject() -> str:
-    """Who is acting (the token's subject), for histories such as a violation's steps."""
-    return current_access().caller.sub

@@ -6,10 +6,11 @@ from __future__ import annotations
 import grpc
 from cityhub.kitchen.v1 import kitchen_pb2
 
-from services.kitchen.api import caller_subject, current_visibility
+from services.kitchen.api import current_visibility
 from services.kitchen.mapping import violations as mapping
 from services.kitchen.usecases.common import KitchenContext
 from services.kitchen.usecases.violations import ViolationBook
+from services.platform.security import current_caller
 
 __all__ = ["ViolationsApi"]
 
@@ -26,7 +27,7 @@ class ViolationsApi:
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> kitchen_pb2.ReportCaptureResponse:
         violation, joined = self._violation_book.report(
-            mapping.report_capture(request), current_visibility(), caller_subject()
+            mapping.report_capture(request), current_visibility(), current_caller().sub
         )
         return kitchen_pb2.ReportCaptureResponse(violation=mapping.violation_pb(violation), joined=joined)
 
@@ -36,7 +37,7 @@ class ViolationsApi:
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> kitchen_pb2.RectifyViolationResponse:
         violation = self._violation_book.rectify(
-            mapping.rectify_violation(request), current_visibility(), caller_subject()
+            mapping.rectify_violation(request), current_visibility(), current_caller().sub
         )
         return kitchen_pb2.RectifyViolationResponse(violation=mapping.violation_pb(violation))
 
@@ -46,7 +47,7 @@ class ViolationsApi:
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> kitchen_pb2.VerifyViolationResponse:
         violation = self._violation_book.verify(
-            mapping.verify_violation(request), current_visibility(), caller_subject()
+            mapping.verify_violation(request), current_visibility(), current_caller().sub
         )
         return kitchen_pb2.VerifyViolationResponse(violation=mapping.violation_pb(violation))
 
@@ -56,7 +57,7 @@ class ViolationsApi:
         context: grpc.ServicerContext,  # noqa: ARG002
     ) -> kitchen_pb2.ReopenViolationResponse:
         violation = self._violation_book.reopen(
-            mapping.reopen_violation(request), current_visibility(), caller_subject()
+            mapping.reopen_violation(request), current_visibility(), current_caller().sub
         )
         return kitchen_pb2.ReopenViolationResponse(violation=mapping.violation_pb(violation))
 

@@ -10,7 +10,6 @@ their domain names (TEXT).
 from __future__ import annotations
 
 from services.kitchen.repository.alerts import AlertsSql
-from services.kitchen.repository.base import Conn
 from services.kitchen.repository.equipment import EquipmentSql
 from services.kitchen.repository.inspections import InspectionsSql
 from services.kitchen.repository.kitchens import KitchensSql
@@ -19,6 +18,7 @@ from services.kitchen.repository.ratings import RatingsSql
 from services.kitchen.repository.staff import StaffSql
 from services.kitchen.repository.trace import TraceSql
 from services.kitchen.repository.violations import ViolationsSql
+from services.platform.repository import Conn
 
 __all__ = ["KitchenRepository"]
 

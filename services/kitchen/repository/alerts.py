@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from services.kitchen.domain.access import Visibility
 from services.kitchen.domain.model import AlertKind, KitchenAlert, Severity
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["AlertsSql"]
 

@@ -21,7 +21,7 @@ from services.kitchen.domain.equipment import (
     EquipmentLimits,
     EquipmentStatus,
 )
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["EquipmentSql", "UnitRow"]
 

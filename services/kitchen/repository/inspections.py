@@ -7,7 +7,7 @@ from typing import Any
 from psycopg.rows import dict_row
 
 from services.kitchen.domain.kitchens import Inspection, InspectionResult
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["InspectionsSql"]
 

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from services.kitchen.domain.access import Visibility
 from services.kitchen.domain.model import GeoPoint, Kitchen, KitchenOperator, OperatorKind, Shift
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["KitchensSql", "kitchen_of"]
 

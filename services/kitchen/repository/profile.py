@@ -15,7 +15,7 @@ from services.kitchen.domain.profile import (
     Ratable,
     Traceable,
 )
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["ProfileSql"]
 

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from services.kitchen.domain.model import Shift
 from services.kitchen.domain.staff import BarReason, CheckOutcome, CheckRecord, StaffRecord, StaffRole
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["DueCheck", "StaffSql"]
 

@@ -24,8 +24,8 @@ from services.kitchen.domain.trace import (
     Sitting,
     TracedMeal,
 )
-from services.kitchen.repository.base import SqlPart
 from services.kitchen.repository.kitchens import visibility_clause
+from services.platform.repository import SqlPart
 
 __all__ = ["TraceSql"]
 

@@ -19,7 +19,7 @@ from services.kitchen.domain.violations import (
     ViolationStatus,
     ViolationStep,
 )
-from services.kitchen.repository.base import SqlPart
+from services.platform.repository import SqlPart
 
 __all__ = ["ViolationsSql"]
 

@@ -1,7 +1,0 @@
-"""The connection every part of the govservice repository is bound to (the platform's :class:`SqlPart`)."""
-
-from __future__ import annotations
-
-from services.platform.repository import Conn, SqlPart
-
-__all__ = ["Conn", "SqlPart"]
