@@ -151,6 +151,11 @@ class _NoUnitOfWork:
         raise RebuildError("a projection asked for a unit of work: projections must use the consumer's")
         yield  # pragma: no cover - makes this a generator
 
+    @contextmanager
+    def read(self) -> Iterator[HubRepository]:
+        raise RebuildError("a projection asked for a unit of work: projections must use the consumer's")
+        yield  # pragma: no cover - makes this a generator
+
 
 def replay(
     settings: HubSettings,

@@ -10,6 +10,7 @@ asked about (an outgoing link by its name, an incoming one by its inverse, domai
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ from services.hub.domain.entities import (
 )
 from services.platform.repository import SqlPart
 
-__all__ = ["EntitiesSql", "TimelineRow"]
+__all__ = ["EntitiesSql", "EntityView", "TimelineRow"]
 
 Row = dict[str, Any]
 Key = tuple[str, str]
@@ -50,6 +51,32 @@ _ENTITY_COLUMNS = (
 )
 _ORDER = {d: i for i, d in enumerate(DOMAIN_ORDER)}
 _NOT_VISIBILITY = sorted(NOT_VISIBILITY)
+
+_ENTITY_VIEW_NAMES = (
+    "kind", "id", "name", "town", "division_code", "latitude", "longitude", "owner_domain", "registered",
+    "first_seen_at", "domains",
+)  # fmt: skip
+# The 360's one statement (see EntitiesSql.entity_view). Links come as JSON (text only); the parts as
+# parallel arrays so their jsonb state and timestamptz keep their exact types.
+_ENTITY_VIEW = f"""
+SELECT {_ENTITY_COLUMNS},
+  (SELECT COALESCE(json_agg(json_build_array(l.other_kind, l.other_id, l.relation, l.domain, l.outgoing,
+            COALESCE((SELECT o.name FROM entities o WHERE o.kind = l.other_kind AND o.id = l.other_id), ''))
+          ORDER BY l.outgoing DESC, l.relation, l.other_kind, l.other_id), '[]'::json)
+     FROM (SELECT to_kind AS other_kind, to_id AS other_id, relation, domain, TRUE AS outgoing
+             FROM entity_links WHERE from_kind = e.kind AND from_id = e.id
+           UNION ALL
+           SELECT from_kind, from_id, relation, domain, FALSE
+             FROM entity_links WHERE to_kind = e.kind AND to_id = e.id) l),
+  p.domains, p.states, p.ats, p.counts,
+  (SELECT count(*) FROM inbox_items i
+    WHERE i.subject_kind = e.kind AND i.subject_id = e.id AND i.status <> 'RESOLVED')
+FROM entities e
+CROSS JOIN LATERAL (
+  SELECT array_agg(domain) AS domains, array_agg(state) AS states, array_agg(last_event_at) AS ats,
+         array_agg(event_count) AS counts
+    FROM entity_parts WHERE kind = e.kind AND id = e.id) p
+WHERE e.kind = %(k)s AND e.id = %(i)s"""
 
 # (rank, event time, value) of the incoming name / town beats the stored one: a total order, so the same
 # mentions give the same entity in any arrival order.
@@ -104,6 +131,16 @@ def _entity(row: Row) -> EntityRow:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EntityView:
+    """What the 360 reads about one entity, as of one statement."""
+
+    entity: EntityRow
+    links: tuple[LinkRow, ...]
+    parts: tuple[PartRow, ...]
+    open_items: int
+
+
 class TimelineRow:
     """One timeline entry."""
 
@@ -130,6 +167,37 @@ class EntitiesSql(SqlPart):
                 f"SELECT {_ENTITY_COLUMNS} FROM entities e WHERE e.kind = %s AND e.id = %s", (kind, id_)
             ).fetchone()
         return _entity(row) if row else None
+
+    def entity_view(self, kind: str, id_: str) -> EntityView | None:
+        """The entity, its links (named, ordered as :meth:`links_of`), its parts and its open inbox items
+        in ONE statement: the 360 is the hub's hottest read, and each round trip costs more than the
+        lookups themselves (all are primary-key or index probes)."""
+        row = self._conn.execute(_ENTITY_VIEW, {"k": kind, "i": id_}).fetchone()
+        if row is None:
+            return None
+        entity = _entity(dict(zip(_ENTITY_VIEW_NAMES, row[: len(_ENTITY_VIEW_NAMES)], strict=True)))
+        links_raw, domains, states, ats, counts, open_items = row[len(_ENTITY_VIEW_NAMES) :]
+        links = tuple(
+            LinkRow(
+                kind=other_kind,
+                id=other_id,
+                relation=str(relation if outgoing else INVERSE.get(relation, relation)),
+                domain=domain,
+                name=name,
+                outgoing=outgoing,
+            )
+            for other_kind, other_id, relation, domain, outgoing, name in links_raw
+        )
+        parts = tuple(
+            sorted(
+                (
+                    PartRow(domain=d, state=st, last_event_at=at, event_count=n)
+                    for d, st, at, n in zip(domains or (), states or (), ats or (), counts or (), strict=True)
+                ),
+                key=lambda p: _ORDER.get(p.domain, 99),
+            )
+        )
+        return EntityView(entity, links, parts, int(open_items))
 
     def linked(self, kind: str, id_: str) -> list[tuple[str, str, str]]:
         """The entities one link away, both directions: (kind, id, relation read from this end)."""
@@ -177,20 +245,26 @@ class EntitiesSql(SqlPart):
             found.setdefault(number, []).append(code)
         return found
 
-    def visible(self, scopes: Mapping[str, frozenset[str]] | None, kind: str, id_: str) -> bool:
+    def visible(
+        self,
+        scopes: Mapping[str, frozenset[str]] | None,
+        kind: str,
+        id_: str,
+        *,
+        links: Sequence[LinkRow] | None = None,
+    ) -> bool:
         """Whether a caller with ``scopes`` (api.scopes_of: None = everything) may see the entity: its own
-        scope is held, or an entity one link away (not a region's containment) is held."""
+        scope is held, or an entity one link away (not a region's containment) is held. ``links``: the
+        entity's links when the caller has already read them (saves the query)."""
         if scopes is None:
             return True
         if not any(scopes.values()):
             return False
         candidates: list[Key] = [(kind, id_)]
         blocked = NOT_VISIBILITY | {INVERSE[r] for r in NOT_VISIBILITY}
-        candidates += [
-            (link.kind, link.id)
-            for link in self.links_of(kind, id_, names=False)
-            if link.relation not in blocked
-        ]
+        if links is None:
+            links = self.links_of(kind, id_, names=False)
+        candidates += [(link.kind, link.id) for link in links if link.relation not in blocked]
         apps = [i for k, i in candidates if k == EntityKind.APPLICATION]
         regions = self._application_regions(apps)
         return any(held(scopes, k, i, regions.get(i, ())) for k, i in candidates)

@@ -144,11 +144,13 @@ class EntityDirectory:
         for path, problem in problems:
             violations.add(path, problem)
         violations.check()
-        with self.ctx.uow.transaction() as tx:
-            entity = self._require(tx.repo, scopes, kind, id_)
-            links = tuple(tx.repo.links_of(kind, id_))
-            stored = {p.domain: p for p in tx.repo.parts_of(kind, id_)}
-            open_items = tx.repo.open_items(kind, id_)
+        with self.ctx.uow.read() as repo:
+            view = repo.entity_view(kind, id_)
+            # An entity outside the caller's view is answered exactly as an unknown one.
+            if view is None or not repo.visible(scopes, kind, id_, links=view.links):
+                raise NotFoundError(f"no {kind.lower()} {shown(id_)}")
+        entity, links, open_items = view.entity, view.links, view.open_items
+        stored = {p.domain: p for p in view.parts}
         # The view's time: freshness is how old the last event was when served (not a projection).
         now = self.ctx.clock()
         parts: list[PartView] = []
