@@ -14,7 +14,7 @@ from services.kitchen.grpc_api import KITCHEN_SERVICE, POLICY, KitchenServicer
 from services.kitchen.repository import KitchenRepository
 from services.kitchen.settings import KitchenSettings
 from services.kitchen.usecases.checks import CheckSweeper
-from services.kitchen.usecases.common import KitchenConfig, KitchenContext
+from services.kitchen.usecases.common import Clock, KitchenConfig, KitchenContext, utc_now
 from services.kitchen.usecases.monitor import EquipmentMonitor
 from services.platform.grpc_client import peer_client
 from services.platform.logs import get_logger
@@ -52,7 +52,10 @@ def build(
     *,
     configure_logs: bool = True,
     security: SecuritySettings | None = None,
+    clock: Clock = utc_now,
 ) -> ServiceRuntime:
+    """``clock`` is for tests only: a story tied to the local time of day (shifts, sweeps) is played at a
+    chosen hour, whatever hour the test runs at."""
     # Read before anything opens: a missing key stops start-up naming KITCHEN_PERSON_KEY.
     key = load_person_key(
         "kitchen",
@@ -90,6 +93,7 @@ def build(
             source=runtime.outbox.source,
             kafka_breaker=runtime.breaker("Kafka"),
             outbox=runtime.outbox,
+            clock=clock,
         )
         servicer = KitchenServicer(ctx)
         runtime.add_servicer(

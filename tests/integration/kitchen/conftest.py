@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from cityhub.safety.v1 import safety_pb2_grpc
 
 from services.kitchen.bootstrap import build
 from services.kitchen.settings import KitchenSettings
+from services.kitchen.usecases.common import Clock, utc_now
 from services.platform.security import SecuritySettings, TokenIssuer, load_security_settings
 from services.platform.settings import load_settings
 from services.safety.bootstrap import build as build_safety
@@ -77,12 +79,18 @@ def safety_peer(
         delete_topics(kafka_bootstrap, [settings.safety_events_topic, f"{settings.safety_events_topic}.dlq"])
 
 
-@pytest.fixture(scope="module")
-def kitchen(
-    kafka_bootstrap: str, database_url: str, kitchen_security: SecuritySettings, safety_peer: SafetyPeer
+@contextmanager
+def running_kitchen(
+    kafka_bootstrap: str,
+    database_url: str,
+    security: SecuritySettings,
+    safety_peer: SafetyPeer,
+    *,
+    clock: Clock = utc_now,
 ) -> Iterator[Kitchen]:
+    """A kitchen service on its own schema and topics (removed afterwards), on ``clock``."""
     settings = kitchen_settings(kafka_bootstrap, database_url, safety_peer.runtime.address)
-    runtime = build(settings, configure_logs=False, security=kitchen_security)
+    runtime = build(settings, configure_logs=False, security=security, clock=clock)
     runtime.start()
     channel = grpc.insecure_channel(runtime.address)
     try:
@@ -90,7 +98,7 @@ def kitchen(
             runtime,
             settings,
             kitchen_pb2_grpc.KitchenServiceStub(channel),
-            TokenIssuer.from_settings(kitchen_security),
+            TokenIssuer.from_settings(security),
             kafka_bootstrap,
             database_url,
             safety_peer,
@@ -100,3 +108,11 @@ def kitchen(
         runtime.close()
         topics = [settings.kitchen_events_topic, settings.kitchen_readings_topic]
         delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
+
+
+@pytest.fixture(scope="module")
+def kitchen(
+    kafka_bootstrap: str, database_url: str, kitchen_security: SecuritySettings, safety_peer: SafetyPeer
+) -> Iterator[Kitchen]:
+    with running_kitchen(kafka_bootstrap, database_url, kitchen_security, safety_peer) as running:
+        yield running

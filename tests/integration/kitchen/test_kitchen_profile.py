@@ -5,7 +5,7 @@ built through the real RPCs and checked against values computed by hand."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -18,13 +18,40 @@ from cityhub.kitchen.v1 import events_pb2, kitchen_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.platform.identifiers import identity_check_char
-from tests.integration.kitchen.kitchen_support import INSPECTOR, Kitchen, credit_code, rid
+from services.platform.security import SecuritySettings
+from tests.integration.kitchen.conftest import running_kitchen
+from tests.integration.kitchen.kitchen_support import INSPECTOR, Kitchen, SafetyPeer, credit_code, rid
 from tests.support import violations, wait_until
 
 PUBLIC = ("public",)
 OPERATOR = ("district_operator",)
 DUTY_ROOM = ("duty_room",)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _last_local_noon(real: datetime) -> datetime:
+    local = real.astimezone(SHANGHAI)
+    noon = local.replace(hour=12, minute=0, second=0, microsecond=0)
+    return noon if noon <= local else noon - timedelta(days=1)
+
+
+# The profile's story is tied to the local time of day (a breakfast that has ended, a lunch to come), so
+# this module's kitchen runs on a clock set back to the last local noon, and so do the requests below:
+# the same story whatever hour the suite runs at. Set back, never ahead: the platform refuses event
+# times more than five minutes past the real clock.
+_SHIFT = _last_local_noon(datetime.now(UTC)) - datetime.now(UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC) + _SHIFT
+
+
+@pytest.fixture(scope="module")
+def kitchen(
+    kafka_bootstrap: str, database_url: str, kitchen_security: SecuritySettings, safety_peer: SafetyPeer
+) -> Iterator[Kitchen]:
+    with running_kitchen(kafka_bootstrap, database_url, kitchen_security, safety_peer, clock=_now) as running:
+        yield running
 
 
 def _ts(moment: datetime) -> Timestamp:
@@ -43,7 +70,7 @@ def _identity() -> str:
 
 
 def _today() -> date:
-    return datetime.now(SHANGHAI).date()
+    return _now().astimezone(SHANGHAI).date()
 
 
 def _local_day(day: date) -> tuple[datetime, datetime]:
@@ -89,7 +116,7 @@ def _check(
             staff_id=staff_id,
             shift_date=_today().isoformat(),
             shift=shift,
-            checked_at=_ts(datetime.now(UTC) - timedelta(seconds=5)),
+            checked_at=_ts(_now() - timedelta(seconds=5)),
             face_match_score=0.97,
             temperature_c=temperature_c,
         ),
@@ -112,7 +139,7 @@ def _delivery(kitchen: Kitchen, kitchen_id: str, product: str = "rice") -> str:
             production_date=(_today() - timedelta(days=2)).isoformat(),
             shelf_life_days=180,
             certificate_ref=f"CERT-{secrets.token_hex(3)}",
-            received_at=_ts(datetime.now(UTC) - timedelta(minutes=2)),
+            received_at=_ts(_now() - timedelta(minutes=2)),
         ),
     )
     assert reply.delivery.status == kitchen_pb2.DELIVERY_STATUS_ACCEPTED
@@ -139,7 +166,7 @@ def _meal(kitchen: Kitchen, kitchen_id: str, dishes: Sequence[Sequence[str]]) ->
                 for i, lots in enumerate(dishes)
             ],
             servings=300,
-            served_at=_ts(datetime.now(UTC) - timedelta(seconds=5)),
+            served_at=_ts(_now() - timedelta(seconds=5)),
         ),
     )
     return str(reply.meal.meal_id)
@@ -265,7 +292,7 @@ def test_ratings_are_listed_by_period_and_paged(kitchen: Kitchen) -> None:
     assert [r.rating_id for r in second_page.ratings] == newest_first[2:]
     assert second_page.page.next_page_token == ""
 
-    later = datetime.now(UTC) + timedelta(hours=1)
+    later = _now() + timedelta(hours=1)
     empty = kitchen.call(
         "ListRatings",
         kitchen_pb2.ListRatingsRequest(
@@ -335,7 +362,7 @@ def test_alerts_are_listed_newest_first_and_a_duty_room_sees_only_its_school(kit
         roles=OPERATOR,
     )
     assert list(cold.alerts) == []
-    past = datetime.now(UTC) - timedelta(days=3)
+    past = _now() - timedelta(days=3)
     before = _alerts(
         kitchen,
         kitchen_pb2.ListKitchenAlertsRequest(
@@ -449,7 +476,7 @@ def _capture(
             kitchen_id=kitchen_id,
             camera_id=camera_id,
             kind=kind,
-            captured_at=_ts(datetime.now(UTC) - timedelta(minutes=1)),
+            captured_at=_ts(_now() - timedelta(minutes=1)),
             snapshot_ref=f"snap-{secrets.token_hex(4)}",
             confidence=0.93,
         ),
@@ -486,11 +513,9 @@ def _statistics(kitchen: Kitchen, kitchen_id: str, period: common_pb2.TimeRange,
 
 
 def test_a_public_profile_computed_from_known_inputs(kitchen: Kitchen) -> None:  # noqa: PLR0915 - one story
-    now_local = datetime.now(SHANGHAI).replace(second=0, microsecond=0)
+    now_local = _now().astimezone(SHANGHAI).replace(second=0, microsecond=0)
     # Breakfast ended a few minutes ago (its unchecked staff are barred by the sweep); lunch is still to
     # come (its staff are checked in time). Both must fit in today's local calendar.
-    if not time(0, 45) <= now_local.time() <= time(22, 50):
-        pytest.skip("needs a breakfast that has ended and a lunch to come within today's local day")
     breakfast = (now_local - timedelta(minutes=40), now_local - timedelta(minutes=5))
     lunch = (now_local + timedelta(minutes=30), now_local + timedelta(minutes=60))
     service_seconds = (35 + 30) * 60
@@ -539,7 +564,7 @@ def test_a_public_profile_computed_from_known_inputs(kitchen: Kitchen) -> None: 
     _rate(kitchen, untraced, f"parent-{secrets.token_hex(3)}", 3)
 
     # 可查: an old FAIL, then a PASS_WITH_REMARKS two hours ago (the last one).
-    last_inspected = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    last_inspected = _now().replace(microsecond=0) - timedelta(hours=2)
     _inspection(kitchen, kitchen_id, last_inspected - timedelta(days=3), kitchen_pb2.INSPECTION_RESULT_FAIL)
     _inspection(kitchen, kitchen_id, last_inspected, kitchen_pb2.INSPECTION_RESULT_PASS_WITH_REMARKS)
 
@@ -557,7 +582,7 @@ def test_a_public_profile_computed_from_known_inputs(kitchen: Kitchen) -> None: 
         for m in range(minutes + 1)
     ]
     # The fridge: 20 minutes at 10 °C (above its 8 °C limit: one alert after 15), then 16 minutes at 3 °C.
-    fridge_start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
+    fridge_start = _now().replace(second=0, microsecond=0) - timedelta(minutes=50)
     fridge_readings = [
         kitchen_pb2.EquipmentReading(
             equipment_id=fridge,
@@ -636,7 +661,7 @@ def test_a_public_profile_computed_from_known_inputs(kitchen: Kitchen) -> None: 
     recent = _profile(kitchen, kitchen_id, None, roles=PUBLIC)
     span = recent.period.end_time.ToDatetime(UTC) - recent.period.start_time.ToDatetime(UTC)
     assert span == timedelta(days=30)
-    assert abs(recent.period.end_time.ToDatetime(UTC) - datetime.now(UTC)).total_seconds() < 60
+    assert abs(recent.period.end_time.ToDatetime(UTC) - _now()).total_seconds() < 60
     assert (recent.checkable.morning_check_completion, recent.checkable.morning_check_pass_rate) == (0.0, 0.0)
     assert (recent.traceable.meals, recent.ratable.ratings) == (3, 3)
 
@@ -699,7 +724,7 @@ def test_district_statistics_add_up_every_kitchen(kitchen: Kitchen) -> None:
             _rate(kitchen, meal_id, f"parent-{secrets.token_hex(3)}", score)
         staff = _add_staff(kitchen, kitchen_id, shifts=["lunch"])
         _check(kitchen, kitchen_id, staff.staff_id, "lunch")
-    period = _period(datetime.now(UTC) - timedelta(days=2), datetime.now(UTC) + timedelta(days=1))
+    period = _period(_now() - timedelta(days=2), _now() + timedelta(days=1))
 
     listed = kitchen.call("ListKitchens", kitchen_pb2.ListKitchensRequest(), roles=OPERATOR).kitchens
     every = [_statistics(kitchen, k.kitchen_id, period, roles=OPERATOR) for k in listed]
