@@ -1,89 +1,22 @@
-"""`cityhub topics`, `cityhub events tail` and `cityhub dlq list|replay`: Kafka as an operator sees it."""
+"""`cityhub topics list|create|describe` and `cityhub dlq list|replay`: Kafka as an operator sees it
+(`cityhub events` is in events_commands)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from services.cli.defaults import bootstrap_option as _bootstrap_option
+from services.cli.records import describe_record, open_reader, plan_ranges, scan
+from services.cli.topic_report import describe_topic, render_topic
 from services.platform import kafka as bus
 
-__all__ = ["describe_record", "dlq", "events", "read_records", "topics"]
+__all__ = ["dlq", "topics"]
 
 DLQ_HEADER_PREFIX = "dlq_"
-
-
-def read_records(
-    bootstrap: str, topic: str, *, from_beginning: bool, limit: int | None, follow: bool, idle_s: float = 2.0
-) -> Iterator[Any]:
-    """Records of every partition of ``topic``: the last ``limit`` (or all) and, with ``follow``, new ones.
-
-    Reads without a consumer group, so looking at a topic never moves anyone's offsets."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bus.bootstrap_list(bootstrap), enable_auto_commit=False, group_id=None
-    )
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise click.ClickException(f"topic {topic!r} does not exist")
-        assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(assignment)
-        ends = consumer.end_offsets(assignment)
-        begins = consumer.beginning_offsets(assignment)
-        for tp in assignment:
-            if from_beginning or limit is None:
-                consumer.seek(tp, begins[tp] if from_beginning else ends[tp])
-            else:
-                consumer.seek(tp, max(begins[tp], ends[tp] - limit))
-        emitted = 0
-        last_record = time.monotonic()
-        while True:
-            batch = consumer.poll(timeout_ms=500)
-            records = sorted((r for rs in batch.values() for r in rs), key=lambda r: (r.timestamp, r.offset))
-            for record in records:
-                yield record
-                emitted += 1
-                last_record = time.monotonic()
-                if limit is not None and emitted >= limit:
-                    return
-            caught_up = all(consumer.position(tp) >= ends[tp] for tp in assignment)
-            if not follow and caught_up and time.monotonic() - last_record > min(idle_s, 0.5):
-                return
-    finally:
-        consumer.close()
-
-
-def describe_record(record: Any) -> dict[str, Any]:
-    """A record as JSON-ready data: where it is, its headers, and its value decoded by ``ce_type``."""
-    headers = {
-        name: (value.decode("utf-8", "replace") if value is not None else None)
-        for name, value in record.headers
-    }
-    described: dict[str, Any] = {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
-        "headers": headers,
-    }
-    ce_type = headers.get("ce_type")
-    problem = "no ce_type header"
-    if ce_type:
-        try:
-            described["value"] = json.loads(bus.to_json(bus.decode_payload(ce_type, record.value or b"")))
-        except bus.EnvelopeError as exc:
-            problem = str(exc)
-        else:
-            return described
-    described["value_error"] = problem
-    described["value_hex"] = (record.value or b"")[:256].hex()
-    return described
 
 
 @click.group()
@@ -121,23 +54,15 @@ def topics_create(
         click.echo("all topics already exist")
 
 
-@click.group()
-def events() -> None:
-    """Look at events on a topic."""
-
-
-@events.command("tail")
+@topics.command("describe")
 @_bootstrap_option
 @click.argument("topic")
-@click.option("--from-beginning", is_flag=True, help="Start at the oldest record instead of the newest")
-@click.option("-n", "--limit", type=click.IntRange(min=1), default=None, help="Stop after this many records")
-@click.option("-f", "--follow", is_flag=True, help="Keep waiting for new records")
-def events_tail(bootstrap: str, topic: str, from_beginning: bool, limit: int | None, follow: bool) -> None:
-    """Print each record's headers and its value decoded as JSON by its ce_type, one JSON line each."""
-    if limit is None and not from_beginning and not follow:
-        limit = 10
-    for record in read_records(bootstrap, topic, from_beginning=from_beginning, limit=limit, follow=follow):
-        click.echo(json.dumps(describe_record(record), ensure_ascii=False, sort_keys=True))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables")
+def topics_describe(bootstrap: str, topic: str, as_json: bool) -> None:
+    """Partitions of TOPIC (leader, replicas, in-sync replicas, first and end offsets, messages) and
+    every consumer group that committed offsets on it, with each partition's lag and the group's total."""
+    report = describe_topic(bootstrap, topic)
+    click.echo(json.dumps(report, sort_keys=True) if as_json else render_topic(report))
 
 
 @click.group()
@@ -155,10 +80,16 @@ def _dead_letter_topic(topic: str) -> str:
 @click.option("-n", "--limit", type=click.IntRange(min=1), default=None)
 def dlq_list(bootstrap: str, topic: str, limit: int | None) -> None:
     """Dead letters of TOPIC (or of TOPIC.dlq), oldest first, with the error that put them there."""
-    for record in read_records(
-        bootstrap, _dead_letter_topic(topic), from_beginning=True, limit=limit, follow=False
-    ):
-        click.echo(json.dumps(describe_record(record), ensure_ascii=False, sort_keys=True))
+    source = _dead_letter_topic(topic)
+    consumer = open_reader(bootstrap)
+    try:
+        ranges = plan_ranges(consumer, source, start_at="begin")
+        for shown, record in enumerate(scan(consumer, source, ranges), start=1):
+            click.echo(json.dumps(describe_record(record), ensure_ascii=False, sort_keys=True))
+            if limit is not None and shown >= limit:
+                break
+    finally:
+        consumer.close()
 
 
 @dlq.command("replay")
