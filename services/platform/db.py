@@ -33,7 +33,10 @@ __all__ = [
     "apply_migrations",
     "create_pool",
     "dedicated_connection",
+    "migrate_schema",
+    "migration_directories",
     "owner_role",
+    "pending_migrations",
     "provision_schema",
     "role_dsn",
     "secure_audit_log",
@@ -281,6 +284,59 @@ def dedicated_connection(pool: ConnectionPool) -> psycopg.Connection[Any]:
     return psycopg.connect(conninfo, **kwargs)
 
 
+def migration_directories(service_migrations: Path | None) -> list[Path]:
+    """The platform's migrations, then the service's: the order both are applied in."""
+    return [PLATFORM_MIGRATIONS] + ([service_migrations] if service_migrations else [])
+
+
+def pending_migrations(
+    dsn: str, schema: str, directories: Sequence[Path], *, connect_timeout_s: int | None = None
+) -> list[str]:
+    """Ids of the migrations in ``directories`` not yet applied in ``schema``, read as ``dsn``'s user.
+
+    Only reads (yoyo's own ``to_apply`` creates its bookkeeping tables first), so it works for a role
+    that is not meant to change the schema."""
+    _check_identifier(schema, "schema")
+    known = [migration.id for migration in read_migrations(*(str(d) for d in directories if d.is_dir()))]
+    with psycopg.connect(dsn, autocommit=True, **_timeout_kwargs(connect_timeout_s)) as conn:
+        try:
+            found = conn.execute("SELECT to_regclass(%s)", (f'"{schema}"._yoyo_migration',)).fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            # The schema exists but this role may not use it: it was not provisioned for this role.
+            return known
+        if found is None or found[0] is None:
+            return known
+        rows = conn.execute(
+            sql.SQL("SELECT migration_id FROM {}").format(sql.Identifier(schema, "_yoyo_migration"))
+        ).fetchall()
+    applied = {row[0] for row in rows}
+    return [name for name in known if name not in applied]
+
+
+def migrate_schema(
+    admin_dsn: str,
+    schema: str,
+    service_migrations: Path | None = None,
+    *,
+    role: str | None = None,
+    password: str | None = None,
+    connect_timeout_s: int | None = None,
+) -> str:
+    """Provision ``schema`` and its role, apply the platform's and the service's migrations as that role
+    and secure the audit log: everything but the pool. Returns the role's DSN.
+
+    ``cityhub db migrate`` runs this from a Job when services start with ``DB_MIGRATE_ON_START=false``."""
+    role_name = role or f"cityhub_{schema}"
+    provision_schema(admin_dsn, schema, role_name, password, connect_timeout_s=connect_timeout_s)
+    dsn = role_dsn(admin_dsn, role_name, password)
+    apply_migrations(
+        dsn, schema, migration_directories(service_migrations), connect_timeout_s=connect_timeout_s
+    )
+    # Only now does the audit log exist (created by the service's role): hand it to the owner role.
+    secure_audit_log(admin_dsn, schema, role_name, connect_timeout_s=connect_timeout_s)
+    return dsn
+
+
 def set_up_database(
     admin_dsn: str,
     schema: str,
@@ -299,13 +355,14 @@ def set_up_database(
 
     ``connect_timeout_s`` bounds each connection attempt (libpq ``connect_timeout``), ``open_timeout_s``
     the wait for the pool's first connections; without them an unreachable server can hold start-up."""
-    role_name = role or f"cityhub_{schema}"
-    provision_schema(admin_dsn, schema, role_name, password, connect_timeout_s=connect_timeout_s)
-    dsn = role_dsn(admin_dsn, role_name, password)
-    directories = [PLATFORM_MIGRATIONS] + ([service_migrations] if service_migrations else [])
-    apply_migrations(dsn, schema, directories, connect_timeout_s=connect_timeout_s)
-    # Only now does the audit log exist (created by the service's role): hand it to the owner role.
-    secure_audit_log(admin_dsn, schema, role_name, connect_timeout_s=connect_timeout_s)
+    dsn = migrate_schema(
+        admin_dsn,
+        schema,
+        service_migrations,
+        role=role,
+        password=password,
+        connect_timeout_s=connect_timeout_s,
+    )
     return create_pool(
         dsn,
         schema,

@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from services.platform.breaker import Breaker
 from services.platform.consumer import BatchHandler, Handler, IdempotentConsumer
-from services.platform.db import set_up_database
+from services.platform.db import create_pool, migration_directories, pending_migrations, set_up_database
 from services.platform.grpc_server import GrpcServer, Guard
 from services.platform.idempotency import Fingerprint, sha256_fingerprint
 from services.platform.kafka import Producer, ensure_topics, make_producer
@@ -174,6 +174,8 @@ class ServiceRuntime:
     def _open_database(self) -> ConnectionPool:
         settings = self.settings
         try:
+            if not settings.db_migrate_on_start:
+                return self._open_migrated_database()
             return set_up_database(
                 settings.dsn,
                 settings.service_name,
@@ -190,6 +192,34 @@ class ServiceRuntime:
             raise StartupError(
                 "DATABASE_URL", f"cannot connect to {_server_of(settings.dsn)}: {_first_line(error)}"
             ) from error
+
+    def _open_migrated_database(self) -> ConnectionPool:
+        """The pool on a schema `cityhub db migrate` prepared: DATABASE_URL is the service's own role,
+        nothing is created or altered, and a schema with a migration missing stops the start."""
+        settings = self.settings
+        schema = settings.service_name
+        pending = pending_migrations(
+            settings.dsn,
+            schema,
+            migration_directories(self.spec.migrations),
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
+        if pending:
+            raise StartupError(
+                "DB_MIGRATE_ON_START",
+                f"is false but {len(pending)} migration(s) of schema {schema!r} are not applied "
+                f"(first: {pending[0]}); run `cityhub db migrate {schema}` first",
+            )
+        return create_pool(
+            settings.dsn,
+            schema,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            open_timeout_s=max(float(settings.db_connect_timeout_s) * 2, 5.0),
+            statement_timeout_s=settings.db_statement_timeout_s,
+            checkout_timeout_s=settings.db_pool_timeout_s,
+        )
 
     def _open_broker(self) -> Producer:
         from kafka.errors import KafkaConnectionError, KafkaTimeoutError

@@ -13,7 +13,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PostgresDsn, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServiceSettings", "SettingsError", "StartupError", "load_settings"]
+__all__ = ["ServiceSettings", "SettingsError", "StartupError", "known_time_zone", "load_settings"]
+
+
+def known_time_zone(value: str) -> str:
+    """``value`` when it names an IANA time zone; else the ValueError pydantic reports for the field."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone") from None
+    return value
 
 
 class ServiceSettings(BaseSettings):
@@ -35,6 +44,10 @@ class ServiceSettings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
     log_level: str = "info"
     log_format: str = "auto"
+    # Provision the schema and apply migrations at start-up (`make run`, the tests). In the cluster a Job
+    # runs `cityhub db migrate` first and services start with this false: they then need no DDL and
+    # refuse to start while a migration of their schema is missing.
+    db_migrate_on_start: bool = True
     db_pool_min_size: Annotated[int, Field(ge=1)] = 1
     db_pool_max_size: Annotated[int, Field(ge=1)] = 10
     topic_partitions: Annotated[int, Field(ge=1, le=1024)] = 6
@@ -81,11 +94,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("district_time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
-        return value
+        return known_time_zone(value)
 
     @property
     def district_zone(self) -> ZoneInfo:
