@@ -17,7 +17,7 @@ import click
 
 from services.platform.security.roles import Role, parse_scope
 
-__all__ = ["parse_ttl", "token"]
+__all__ = ["parse_ttl", "scopes_callback", "token", "ttl_callback"]
 
 _TTL = re.compile(r"^(\d+)([smhd]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -31,14 +31,14 @@ def parse_ttl(value: str) -> int:
     return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def _ttl(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+def ttl_callback(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
     try:
         return parse_ttl(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
 
-def _scopes(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+def scopes_callback(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     for value in values:
         try:
             parse_scope(value)
@@ -63,9 +63,11 @@ def token() -> None:
     help="A role (repeat for several)",
 )
 @click.option(
-    "--scope", "scopes", multiple=True, callback=_scopes, help="kind:id, e.g. site:S-001 (repeatable)"
+    "--scope", "scopes", multiple=True, callback=scopes_callback, help="kind:id, e.g. site:S-001 (repeatable)"
 )
-@click.option("--ttl", default="1h", show_default=True, callback=_ttl, help="Lifetime: 3600, 30m, 8h, 7d")
+@click.option(
+    "--ttl", default="1h", show_default=True, callback=ttl_callback, help="Lifetime: 3600, 30m, 8h, 7d"
+)
 @click.option(
     "--database-url", envvar="DATABASE_URL", default=None, help="Where to record the issue [DATABASE_URL]"
 )
