@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -48,7 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -59,6 +58,7 @@ from typing import Any
 import grpc
 
 from bench.telemetry import RESULTS, ServiceProcess, _credit_code, _free_port, _git_revision, _stack
+from bench.telemetry_workload import percentile
 
 AIM_P99_MS = 10.0
 AIM_REBUILD_PER_S = 50_000.0
@@ -104,15 +104,6 @@ def _apply_quick(args: argparse.Namespace) -> None:
 
 
 # --- pure helpers (unit-tested in tests/unit/test_bench_hub.py) -------------------------------------------
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile (``share`` in 0..1) of ``values``; 0 for none."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(share * len(ordered) - 1e-9))
-    return float(ordered[min(len(ordered), rank) - 1])
 
 
 @dataclass

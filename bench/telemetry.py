@@ -1,26 +1,32 @@
-"""Telemetry ingest throughput: samples per second from the IngestTelemetry RPC through to Kafka.
+"""Telemetry end to end: samples acknowledged by IngestTelemetry -> consumed by the rollup -> visible in
+GetUtilisation, with the rollup and the health monitor on as `make run` runs them; the highest rate at
+which the rollup's lag stays flat; baselines that each isolate one idea; Kafka's own producer like for
+like. Details: docs/services/industry.md, Benchmark.
 
-Three paths in one run, on the same broker:
-
-1. **packed** - the industry service as it runs in production (its own process, `python -m
-   services.industry`), fed by a few callers that each send batches of samples; the service screens each
-   batch, packs the accepted samples into one Kafka record per partition and answers once Kafka has
-   acknowledged them (acks=all). Counted: samples acknowledged.
-2. **naive** - the same service, one sample per RPC, so one Kafka record per sample.
-3. **kafka tool** - Kafka's own `org.apache.kafka.tools.ProducerPerformance` from the same jars, acks=all:
-   once with records the size of one sample (one record per sample, no gRPC, no Python), once with
-   records the size of the packed records (converted to samples per second).
-
-Then, optionally, the service's telemetry rollup consumer is started on the records the run produced, to
-show how fast the derived hourly figures keep up.
-
-The district: 7,000 devices at one sample a second is 7,000 samples/s; the aim is ten times that.
+1. **District.** The service (`python -m services.industry`, its own schema and topics, default
+   settings) registers ``--enterprises`` enterprises and ``--devices`` devices through its RPCs. A load
+   process (bench/telemetry_load.py) plays one collection box per enterprise (bench/telemetry_workload.py:
+   state changes, strictly increasing sample times per device, late samples, re-sent windows, retries
+   with the same request id), open loop at the offered rate.
+2. **Step search** per layout (``--layouts``, e.g. ``1:0,2:1`` = ingest replicas : separate rollup
+   processes; 0 runs the rollup inside the ingest process): each step warms up, then measures
+   ``--seconds``: samples acknowledged per second, the rollup group's lag from the broker once a second
+   (services/platform/lag.py), and ack -> visible delays on a few probe enterprises polled in
+   GetUtilisation; then waits for the rollup to drain and reads every device's figures back through
+   GetUtilisation against what the bench sent: any device off fails the run.
+3. **Baselines**, same district and read-back: (a) the same batched RPCs with one Kafka record per sample
+   (``INDUSTRY_TELEMETRY_RECORD_PER_SAMPLE``), (b) one RPC per sample.
+4. **Kafka ProducerPerformance** (the broker's own jars, acks=all, the service's producer settings), on
+   records of the real sizes measured on the topic, once the services are stopped.
+5. JSON to bench/results/telemetry-<UTC>.json (git revision, dirty flag); ``--publish`` regenerates the
+   README's and the industry doc's figures from the newest JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -33,48 +39,313 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
-from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc, telemetry_pb2
+from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench import telemetry_report
+from bench.telemetry_workload import compare_counts, lag_flat, percentile, visibility_delays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results"
-INGEST = "/cityhub.industry.v1.IndustryService/IngestTelemetry"
 DISTRICT_DEVICES = 7_000
-AIM = 70_000
+AIM = telemetry_report.AIM_PER_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the packed run (default 60)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about a minute (small district)")
+    parser.add_argument("--devices", type=int, default=DISTRICT_DEVICES, help="devices (default 7,000)")
+    parser.add_argument("--enterprises", type=int, default=500, help="enterprises = collection boxes (500)")
+    parser.add_argument("--window-s", type=int, default=60, help="device seconds per box request (60)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured length of each step (60)")
+    parser.add_argument("--warmup", type=float, default=8.0, help="unmeasured start of each step (8)")
+    parser.add_argument("--start-rate", type=float, default=float(AIM), help="first offered samples/s")
+    parser.add_argument("--max-steps", type=int, default=3, help="steps of the search per layout (3)")
     parser.add_argument(
-        "--naive-seconds", type=float, default=None, help="length of the naive run (default: --seconds)"
+        "--layouts",
+        default="1:0,2:1",
+        help="ingest replicas:rollup processes, comma-separated (default 1:0,2:1; 1:0 is `make run`)",
     )
-    parser.add_argument("--callers", type=int, default=4, help="concurrent callers of the packed path")
-    parser.add_argument("--batch", type=int, default=5_000, help="samples per IngestTelemetry request")
-    parser.add_argument("--naive-callers", type=int, default=16, help="concurrent callers, naive path")
-    parser.add_argument("--devices", type=int, default=DISTRICT_DEVICES, help="devices registered")
-    parser.add_argument("--enterprises", type=int, default=500, help="enterprises they belong to")
-    parser.add_argument(
-        "--java-records", type=int, default=5_000_000, help="records of one sample's size for the Kafka tool"
-    )
+    parser.add_argument("--baseline-seconds", type=float, default=20.0, help="length of each baseline (20)")
+    parser.add_argument("--single-rate", type=float, default=2_000.0, help="offered rate, one RPC per sample")
+    parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-java", action="store_true", help="leave out Kafka's ProducerPerformance")
-    parser.add_argument("--skip-naive", action="store_true", help="leave out the naive path")
+    parser.add_argument("--java-seconds", type=float, default=20.0, help="about how long each Java run lasts")
+    parser.add_argument("--budget-s", type=float, default=900.0, help="no new step starts after this (900)")
     parser.add_argument(
-        "--rollup-seconds", type=float, default=45.0, help="measure the rollup consumer this long (0: skip)"
+        "--probe-enterprises", type=int, default=8, help="enterprises polled for ack->visible (8)"
     )
-    parser.add_argument("--no-verify", action="store_true", help="do not read the records back")
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.25, help="probe poll interval, seconds (0.25)"
+    )
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: bench/results/...)")
+    parser.add_argument(
+        "--publish",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="JSON",
+        help="only regenerate the README's and the industry doc's figures from a result (default: newest)",
+    )
 
 
-# --- small helpers --------------------------------------------------------------------------------------
+def _apply_quick(args: argparse.Namespace) -> None:
+    if not args.quick:
+        return
+    args.devices = min(args.devices, 700)
+    args.enterprises = min(args.enterprises, 50)
+    args.seconds = min(args.seconds, 10.0)
+    args.warmup = min(args.warmup, 3.0)
+    args.start_rate = min(args.start_rate, 7_000.0)
+    args.max_steps = min(args.max_steps, 2)
+    args.layouts = "1:0"
+    args.baseline_seconds = min(args.baseline_seconds, 5.0)
+    args.single_rate = min(args.single_rate, 500.0)
+    args.java_seconds = min(args.java_seconds, 3.0)
+    args.probe_enterprises = min(args.probe_enterprises, 2)
+
+
+def parse_layouts(text: str) -> list[tuple[int, int]]:
+    """``"1:0,2:1"`` -> [(1, 0), (2, 1)]: ingest replicas and separate rollup-consumer processes."""
+    layouts = []
+    for part in text.split(","):
+        ingest, _, rollup = part.strip().partition(":")
+        pair = (int(ingest), int(rollup or 0))
+        if pair[0] < 1 or pair[1] < 0:
+            raise ValueError(f"bad layout {part!r}: at least one ingest process, rollup processes >= 0")
+        layouts.append(pair)
+    return layouts
+
+
+def layout_name(ingest: int, rollup: int) -> str:
+    return (
+        f"{ingest} ingest + {rollup} rollup"
+        if rollup
+        else f"{ingest} process{'es' if ingest > 1 else ''} (rollup inside)"
+    )
+
+
+# --- the processes ------------------------------------------------------------------------------------------
+
+
+class Deployment:
+    """The service's processes for one layout, on the bench's schema and topics."""
+
+    def __init__(
+        self, base_env: dict[str, str], workdir: Path, ingest: int, rollup: int, **extra: str
+    ) -> None:
+        self.ingest: list[ServiceProcess] = []
+        self.rollup: list[ServiceProcess] = []
+        self.layout = layout_name(ingest, rollup)
+        try:
+            for n in range(ingest):
+                # The first process runs what `make run`'s does (rollup inside unless it has processes of its
+                # own, health monitor); the replicas only serve.
+                env = {
+                    **base_env,
+                    **extra,
+                    "GRPC_PORT": str(_free_port()),
+                    "INDUSTRY_ROLLUP_CONSUMER_ENABLED": "true" if n == 0 and rollup == 0 else "false",
+                    "INDUSTRY_HEALTH_MONITOR_ENABLED": "true" if n == 0 else "false",
+                }
+                self.ingest.append(ServiceProcess(env, workdir / f"industry-{n}.log"))
+            for n in range(rollup):
+                env = {
+                    **base_env,
+                    **extra,
+                    "GRPC_PORT": str(_free_port()),
+                    "INDUSTRY_ROLLUP_CONSUMER_ENABLED": "true",
+                    "INDUSTRY_HEALTH_MONITOR_ENABLED": "false",
+                }
+                self.rollup.append(ServiceProcess(env, workdir / f"industry-rollup-{n}.log"))
+            for process in self.processes:
+                process.wait_serving()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def processes(self) -> list[ServiceProcess]:
+        return [*self.ingest, *self.rollup]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [p.address for p in self.ingest]
+
+    def cpu_seconds(self) -> float:
+        return sum(p.cpu_seconds() for p in self.processes)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+class LoadProcess:
+    """bench/telemetry_load.py in a process of its own, driven over a pipe."""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        from bench import telemetry_load
+
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self.process = context.Process(target=telemetry_load.serve, args=(child, setup), daemon=True)
+        self.process.start()
+
+    def ask(self, command: dict[str, Any], timeout_s: float) -> Any:
+        self._conn.send(command)
+        if not self._conn.poll(timeout_s):
+            raise TimeoutError(f"the load process did not answer {command['do']!r} within {timeout_s:.0f}s")
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with suppress(TimeoutError, OSError, EOFError):
+                self.ask({"do": "stop"}, 30)
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout=10)
+
+
+class Sampler:
+    """Once a second, the rollup group's lag (services/platform/lag.py: the broker's end offsets minus the
+    group's committed offsets) and the topic's end offsets; and, on another thread, the probe enterprises'
+    counted seconds from GetUtilisation every ``poll_interval``."""
+
+    def __init__(  # noqa: PLR0917 - every part of what it samples, named at the one call site
+        self,
+        bootstrap: str,
+        group: str,
+        topic: str,
+        address: str,
+        metadata: tuple[tuple[str, str], ...],
+        probes: dict[str, str],
+        poll_interval: float,
+        period: tuple[int, int],
+    ) -> None:
+        from services.platform.lag import ConsumerGroup, LagProbe
+
+        self._probe = LagProbe(bootstrap.split(","), [ConsumerGroup("rollup", group, [topic])])
+        self._bootstrap, self._topic = bootstrap, topic
+        self._address, self._metadata = address, metadata
+        self._probes, self._interval, self._period = probes, poll_interval, period
+        self.lag: list[tuple[float, int, int]] = []
+        self.polls: dict[str, list[tuple[float, int]]] = {box: [] for box in probes}
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._sample_lag, daemon=True),
+            threading.Thread(target=self._poll, daemon=True),
+        ]
+
+    def lag_now(self) -> int:
+        return sum(self._probe.measure().values())
+
+    def __enter__(self) -> Sampler:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _sample_lag(self) -> None:
+        while not self._stop.is_set():
+            at = time.monotonic()
+            try:
+                lag = self.lag_now()
+                ends = end_offsets(self._bootstrap, self._topic)
+                self.lag.append((at, lag, ends))
+            except Exception as error:  # noqa: BLE001 - a missed sample is reported by its absence
+                print(f"  lag sample failed: {error}", file=sys.stderr)
+            self._stop.wait(max(0.0, 1.0 - (time.monotonic() - at)))
+
+    def _poll(self) -> None:
+        with grpc.insecure_channel(self._address) as channel:
+            stub: Any = industry_pb2_grpc.IndustryServiceStub(channel)
+            while not self._stop.is_set():
+                began = time.monotonic()
+                for box, code in self._probes.items():
+                    try:
+                        figures = utilisation(stub, self._metadata, self._period, credit_code=code)
+                    except grpc.RpcError:
+                        continue
+                    self.polls[box].append((time.monotonic(), figures["counted_s"]))
+                self._stop.wait(max(0.0, self._interval - (time.monotonic() - began)))
+
+
+def utilisation(
+    stub: Any, metadata: tuple[tuple[str, str], ...], period: tuple[int, int], **subject: str
+) -> dict[str, int]:
+    """A subject's figures over ``period`` (Unix seconds) as GetUtilisation shows them."""
+    from cityhub.common.v1 import common_pb2
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    total = stub.GetUtilisation(
+        industry_pb2.GetUtilisationRequest(
+            subject=industry_pb2.UtilisationSubject(**subject),  # type: ignore[arg-type]
+            period=common_pb2.TimeRange(
+                start_time=Timestamp(seconds=period[0]), end_time=Timestamp(seconds=period[1])
+            ),
+        ),
+        metadata=metadata,
+        timeout=30,
+    ).total
+    running, planned, stopped = (
+        round(total.running_seconds),
+        round(total.planned_seconds),
+        round(total.stopped_seconds),
+    )
+    return {
+        "running_s": running,
+        "planned_s": planned,
+        "stopped_s": stopped,
+        "good": int(total.good_count),
+        "reject": int(total.reject_count),
+        "counted_s": planned + stopped,
+    }
+
+
+def read_back(
+    address: str,
+    metadata: tuple[tuple[str, str], ...],
+    period: tuple[int, int],
+    expected: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """Every device's figures through GetUtilisation, compared exactly with what the bench sent."""
+    with grpc.insecure_channel(address) as channel:
+        stub = industry_pb2_grpc.IndustryServiceStub(channel)
+
+        def one(device_id: str) -> tuple[str, dict[str, int]]:
+            shown = utilisation(stub, metadata, period, device_id=device_id)
+            shown.pop("counted_s")
+            return device_id, shown
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            found = dict(pool.map(one, expected))
+    return compare_counts(expected, found)
+
+
+def wait_drained(sampler: Sampler, timeout_s: float) -> float | None:
+    """Seconds until the rollup's committed lag reads 0, or None if it did not within ``timeout_s``."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout_s:
+        if sampler.lag_now() == 0:
+            return time.monotonic() - began
+        time.sleep(0.5)
+    return None
+
+
+# --- small helpers (also used by bench/hub.py, watch.py, soak.py) ----------------------------------
 
 
 def _free_port() -> int:
@@ -99,29 +370,6 @@ def _git_revision() -> dict[str, Any]:
         "revision": git("rev-parse", "HEAD") or "none (no commit yet)",
         "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     }
-
-
-def _percentile(values: list[float], share: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-@dataclass
-class PathResult:
-    name: str
-    samples: int
-    seconds: float
-    samples_per_s: float
-    requests: int = 0
-    kafka_records: int = 0
-    request_p50_ms: float = 0.0
-    request_p99_ms: float = 0.0
-    server_cpu_s: float = 0.0
-    client_cpu_s: float = 0.0
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- the service under test ------------------------------------------------------------------------------
@@ -236,105 +484,6 @@ def register_district(
         return list(pool.map(register, range(devices)))
 
 
-def build_sections(device_ids: list[str], batch: int, count: int, base_ms: int) -> list[bytes]:
-    """``count`` serialized runs of ``batch`` samples (field 2 of IngestTelemetryRequest) cycling over
-    ``device_ids`` one second apart, so no (device, time) repeats within a request."""
-    sections = []
-    n_devices = len(device_ids)
-    for k in range(count):
-        samples = []
-        for n in range(k * batch, (k + 1) * batch):
-            index = n % n_devices
-            running = index % 10 != 0
-            samples.append(
-                telemetry_pb2.TelemetrySample(
-                    device_id=device_ids[index],
-                    time_unix_ms=base_ms + (n // n_devices) * 1000,
-                    state=telemetry_pb2.DEVICE_STATE_RUNNING if running else telemetry_pb2.DEVICE_STATE_IDLE,
-                    good_count=1 if running and n % 3 == 0 else 0,
-                    reject_count=0,
-                    power_kw=11.5 if running else 1.2,
-                    spindle_load_pct=62.5 if running else 0.0,
-                    temperature_c=41.5,
-                )
-            )
-        sections.append(industry_pb2.IngestTelemetryRequest(samples=samples).SerializeToString())
-    return sections
-
-
-def _request(section: bytes) -> bytes:
-    # Serialized protobuf fields concatenate: the request id field followed by the samples field.
-    head = industry_pb2.IngestTelemetryRequest(request_id=secrets.token_hex(8)).SerializeToString()
-    return head + section
-
-
-# --- the runs ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Tally:
-    samples: int = 0
-    requests: int = 0
-    rejected: int = 0
-    errors: int = 0
-    latencies: list[float] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def drive(
-    address: str,
-    metadata: tuple[tuple[str, str], ...],
-    payloads: list[list[bytes]],
-    seconds: float,
-) -> tuple[_Tally, float]:
-    """Each caller (one channel each) sends its payloads (serialized samples fields) round-robin, each
-    under a fresh request id, until ``seconds`` have passed."""
-    tally = _Tally()
-    stop_at = time.monotonic() + seconds
-    start = threading.Barrier(len(payloads) + 1)
-
-    def caller(mine: list[bytes]) -> None:
-        with grpc.insecure_channel(address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-            call: Callable[..., industry_pb2.IngestTelemetryResponse] = channel.unary_unary(
-                INGEST,
-                request_serializer=None,
-                response_deserializer=industry_pb2.IngestTelemetryResponse.FromString,
-            )
-            local_samples = local_requests = local_rejected = local_errors = 0
-            latencies: list[float] = []
-            start.wait()
-            i = 0
-            while time.monotonic() < stop_at:
-                began = time.perf_counter()
-                try:
-                    # A fresh request id every time: a repeated id would publish records with repeated
-                    # ids, which the rollup consumer rightly skips as retries.
-                    response = call(_request(mine[i % len(mine)]), metadata=metadata, timeout=60)
-                except grpc.RpcError:
-                    local_errors += 1
-                    continue
-                latencies.append(time.perf_counter() - began)
-                local_samples += response.accepted_count
-                local_rejected += response.rejected_count
-                local_requests += 1
-                i += 1
-            with tally.lock:
-                tally.samples += local_samples
-                tally.requests += local_requests
-                tally.rejected += local_rejected
-                tally.errors += local_errors
-                tally.latencies.extend(latencies)
-
-    threads = [threading.Thread(target=caller, args=(mine,), daemon=True) for mine in payloads]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.monotonic()
-    for thread in threads:
-        thread.join()
-    return tally, time.monotonic() - began
-
-
 def end_offsets(bootstrap: str, topic: str) -> int:
     from kafka import KafkaConsumer, TopicPartition
 
@@ -346,55 +495,6 @@ def end_offsets(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def read_back(bootstrap: str, topic: str, timeout_s: float = 600.0) -> dict[str, int]:
-    """What is on ``topic``, read from the beginning: records and samples, and separately the packed
-    records (more than one sample) with their bytes."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer: Any = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","),
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=16 << 20,
-        fetch_max_bytes=64 << 20,
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        found = {"records": 0, "samples": 0, "packed_records": 0, "packed_samples": 0, "packed_bytes": 0}
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in partitions) and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500, max_records=2000).values():
-                for record in batch:
-                    count = len(telemetry_pb2.TelemetryBatch.FromString(record.value).samples)
-                    found["records"] += 1
-                    found["samples"] += count
-                    if count > 1:
-                        found["packed_records"] += 1
-                        found["packed_samples"] += count
-                        found["packed_bytes"] += len(record.value)
-        return found
-    finally:
-        consumer.close(autocommit=False)
-
-
-def records_applied(database: str, schema: str, consumer: str) -> int:
-    """Telemetry records the rollup consumer has applied (its rows in the schema's processed_events)."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(database, autocommit=True) as conn:
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE consumer = %s").format(
-                sql.Identifier(schema, "processed_events")
-            ),
-            (consumer,),
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
 _PERF_LINE = re.compile(
     r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max"
 )
@@ -402,6 +502,8 @@ _PERF_LINE = re.compile(
 
 def producer_performance(bootstrap: str, topic: str, records: int, size: int) -> dict[str, float]:
     """Kafka's own producer benchmark from the jars the local broker runs on, acks=all."""
+    from services.platform.kafka import _compression
+
     libs = REPO_ROOT / ".local" / "kafka" / "libs"
     java = shutil.which("java")
     if java is None or not libs.is_dir():
@@ -422,7 +524,13 @@ def producer_performance(bootstrap: str, topic: str, records: int, size: int) ->
         "-1",
         "--producer-props",
         f"bootstrap.servers={bootstrap}",
+        # The service's own producer settings (services/platform/kafka.py make_producer).
         "acks=all",
+        "enable.idempotence=true",
+        "linger.ms=5",
+        f"batch.size={256 * 1024}",
+        f"max.request.size={8 * 1024 * 1024}",
+        f"compression.type={_compression() or 'none'}",
     ]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
     found = _PERF_LINE.findall(result.stdout)
@@ -470,11 +578,7 @@ def _service_env(
         INDUSTRY_TELEMETRY_TOPIC=topics[1],
         CITYHUB_DEV_KEYS="true",
         CITYHUB_DEV_SECRETS_DIR=str(secrets_dir),
-        GRPC_MAX_WORKERS="32",
-        # The callers send their 12 prepared sections over and over: with the ingest's memory of recent
-        # sample starts on, every round after the first would be answered as duplicates and measure
-        # nothing. Off, the samples are sent on and the rollup's coverage counts each once.
-        INDUSTRY_TELEMETRY_RECENT_STARTS_PER_DEVICE="0",
+        LOG_LEVEL="warning",
     )
     env.update(extra)
     return env
@@ -499,224 +603,332 @@ def _tidy(bootstrap: str, database: str, topics: list[str], schema: str) -> None
         conn.execute(f'DROP ROLE IF EXISTS "cityhub_{schema}_owner"')
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, commented by step
+# --- one step -----------------------------------------------------------------------------------------------
+
+
+def run_step(
+    ctx: dict[str, Any],
+    deployment: Deployment,
+    load: LoadProcess,
+    *,
+    path: str,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    mode: str = "batch",
+) -> dict[str, Any]:
+    args = ctx["args"]
+    print(
+        f"{path} / {deployment.layout}: offering {rate:,.0f} samples/s for {warmup:.0f}+{seconds:.0f} s",
+        flush=True,
+    )
+    sampler = Sampler(
+        ctx["bootstrap"],
+        ctx["group"],
+        ctx["topic"],
+        deployment.addresses[0],
+        ctx["metadata"],
+        ctx["probes"],
+        args.poll_interval,
+        ctx["period"],
+    )
+    cpu_before, wall_before = deployment.cpu_seconds(), time.monotonic()
+    with sampler:
+        result = load.ask(
+            {
+                "do": "run",
+                "addresses": deployment.addresses,
+                "rate": rate,
+                "seconds": seconds,
+                "warmup_s": warmup,
+                "mode": mode,
+                "max_in_flight": 64 if mode == "batch" else 512,
+            },
+            timeout_s=warmup + seconds + 300,
+        )
+        service_cpu = (deployment.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+        # Keep sampling a little after the last ack: the probes' last requests need time to show.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and sampler.polls and not _probes_caught_up(result, sampler):
+            time.sleep(0.2)
+    window_from = wall_before + 0.2 + warmup
+    window_to = window_from + seconds
+    points = [(t - window_from, lag) for t, lag, _ in sampler.lag if window_from <= t <= window_to]
+    ends = [(t, end) for t, _, end in sampler.lag if window_from <= t <= window_to]
+    records_per_s = (ends[-1][1] - ends[0][1]) / (ends[-1][0] - ends[0][0]) if len(ends) > 1 else 0.0
+    verdict = lag_flat(points, records_per_s)
+    acks = [a for a in result.pop("probe_acks") if window_from <= a[0] <= window_to]
+    delays, unseen = visibility_delays(acks, sampler.polls)
+    drained = wait_drained(sampler, max(120.0, 2 * seconds))
+    step: dict[str, Any] = {
+        "path": path,
+        "layout": deployment.layout,
+        **result,
+        "service_cpu": service_cpu,
+        "records_per_s": records_per_s,
+        "samples_per_record": result["accepted"] / max(records_per_s * (seconds + warmup), 1.0),
+        "lag": asdict(verdict),
+        "lag_series": [(round(t, 1), lag) for t, lag in points],
+        "visible_p50_s": percentile(delays, 0.5),
+        "visible_p99_s": percentile(delays, 0.99),
+        "visible_max_s": max(delays, default=0.0),
+        "visible_measured": len(delays),
+        "visible_unseen": unseen,
+        "drained_after_s": drained,
+        "load_1m": os.getloadavg()[0],
+    }
+    if drained is None:
+        step["readback"] = {"exact": False, "devices_off": "?", "why": "the rollup did not drain in time"}
+    else:
+        expected = load.ask({"do": "figures"}, timeout_s=120)
+        step["readback"] = read_back(deployment.addresses[0], ctx["metadata"], ctx["period"], expected)
+    rb = step["readback"]
+    print(
+        f"  acked {step['acked_per_s']:,.0f}/s, lag {verdict.why} (max {verdict.max_lag_s:.1f} s),"
+        f" ack->visible p50 {step['visible_p50_s']:.2f} s p99 {step['visible_p99_s']:.2f} s"
+        f" ({len(delays)} probes), service CPU {service_cpu:.2f}, read-back"
+        f" {'exact' if rb['exact'] else str(rb.get('devices_off')) + ' devices off'}",
+        flush=True,
+    )
+    return step
+
+
+def _probes_caught_up(result: dict[str, Any], sampler: Sampler) -> bool:
+    last = {box: count for _, box, count in result["probe_acks"]}
+    return all(sampler.polls[box] and sampler.polls[box][-1][1] >= count for box, count in last.items())
+
+
+def failures_of(steps: list[dict[str, Any]]) -> list[str]:
+    """What makes the run fail: any read-back not exact, any sample refused for a reason other than being
+    a duplicate, any request never acknowledged, any retry answered differently."""
+    found = []
+    for s in steps:
+        name = f"{s['path']} at {s['offered_per_s']:,.0f}/s ({s['layout']})"
+        if not s["readback"].get("exact"):
+            found.append(f"{name}: read-back not exact ({s['readback'].get('devices_off')} devices off)")
+        if s["rejected_other"]:
+            found.append(f"{name}: {s['rejected_other']} samples refused")
+        if s["unacknowledged"]:
+            found.append(f"{name}: {s['unacknowledged']} requests never acknowledged")
+        if s["retry_answer_mismatch"]:
+            found.append(f"{name}: {s['retry_answer_mismatch']} retries answered differently")
+    return found
+
+
+# --- the Kafka tool ---------------------------------------------------------------------------------------
+
+
+def record_sizes(bootstrap: str, topic: str, limit: int = 3_000) -> dict[str, float]:
+    """Mean size of the topic's records as the producer writes them (value + key + header names and
+    values) and mean samples per record, from up to ``limit`` records."""
+    from cityhub.industry.v1 import telemetry_pb2
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer: Any = KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        for tp in partitions:
+            consumer.seek(tp, max(0, ends[tp] - limit // len(partitions)))
+        sizes: list[int] = []
+        samples = 0
+        deadline = time.monotonic() + 60
+        while len(sizes) < limit and time.monotonic() < deadline:
+            batch = consumer.poll(timeout_ms=1000)
+            if not batch and all(consumer.position(tp) >= ends[tp] for tp in partitions):
+                break
+            for records in batch.values():
+                for r in records:
+                    sizes.append(
+                        len(r.value) + len(r.key or b"") + sum(len(k) + len(v or b"") for k, v in r.headers)
+                    )
+                    samples += len(telemetry_pb2.TelemetryBatch.FromString(r.value).samples)
+    finally:
+        consumer.close()
+    return {
+        "record_bytes": sum(sizes) / max(len(sizes), 1),
+        "samples_per_record": samples / max(len(sizes), 1),
+    }
+
+
+# --- orchestration ----------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear script, by step
+    from services.industry.bootstrap import ROLLUP_CONSUMER
+    from services.platform.kafka import ensure_topics
     from services.platform.security import TokenIssuer, load_security_settings
 
+    _apply_quick(args)
+    layouts = parse_layouts(args.layouts)
+    if args.devices < args.enterprises:
+        raise SystemExit("--devices must be at least --enterprises (one collection box per enterprise)")
+    started = time.monotonic()
     suffix = secrets.token_hex(3)
     schema = f"industry_bench_{suffix}"
     events_topic = f"cityhub.industry.events.v1.bench-{suffix}"
     telemetry_topic = f"cityhub.industry.telemetry.v1.bench-{suffix}"
     perf_topic = f"cityhub.bench.producer-performance.{suffix}"
-    naive_seconds = args.seconds if args.naive_seconds is None else args.naive_seconds
-    results: list[PathResult] = []
-    report: dict[str, Any] = {}
-    workdir = Path(tempfile.mkdtemp(prefix="cityhub-bench-"))
+    steps: list[dict[str, Any]] = []
+    report: dict[str, Any] = {"steps": steps, "producer_performance": []}
+    sizes: dict[str, dict[str, float]] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="cityhub-bench-telemetry-"))
     with _stack() as (bootstrap, database):
         security = load_security_settings(dev_keys=True, dev_secrets_dir=workdir / "keys")
         token = TokenIssuer.from_settings(security).issue(
             sub="bench-collector", roles=["service"], ttl_s=7200
         )
         metadata = (("authorization", f"Bearer {token}"),)
-        env = _service_env(
+        base_env = _service_env(
             service=schema,
             bootstrap=bootstrap,
             database=database,
             secrets_dir=workdir / "keys",
             topics=(events_topic, telemetry_topic),
-            INDUSTRY_ROLLUP_CONSUMER_ENABLED="false",
-            INDUSTRY_HEALTH_MONITOR_ENABLED="false",
         )
-        service = ServiceProcess(env, workdir / "industry.log")
-        rollup: ServiceProcess | None = None
+        deployment: Deployment | None = None
+        load: LoadProcess | None = None
         try:
-            service.wait_serving()
-            print(f"service up at {service.address} (log: {workdir / 'industry.log'})", flush=True)
-            with grpc.insecure_channel(service.address) as channel:
-                stub = industry_pb2_grpc.IndustryServiceStub(channel)
+            deployment = Deployment(base_env, workdir, 1, 0)
+            print(f"service up (logs in {workdir})", flush=True)
+            with grpc.insecure_channel(deployment.addresses[0]) as channel:
                 began = time.monotonic()
-                device_ids = register_district(stub, metadata, args.enterprises, args.devices)
-                print(
-                    f"registered {args.enterprises} enterprises and {len(device_ids)} devices"
-                    f" in {time.monotonic() - began:.1f}s",
-                    flush=True,
+                device_ids = register_district(
+                    industry_pb2_grpc.IndustryServiceStub(channel), metadata, args.enterprises, args.devices
                 )
-            base_ms = time.time_ns() // 1_000_000 - 120_000
-            shares = [device_ids[c :: args.callers] for c in range(args.callers)]
-            sections = [build_sections(share, args.batch, 12, base_ms) for share in shares]
-            payloads = sections
-            sample_size = len(
-                telemetry_pb2.TelemetrySample.FromString(
-                    industry_pb2.IngestTelemetryRequest.FromString(sections[0][0])
-                    .samples[0]
-                    .SerializeToString()
-                ).SerializeToString()
-            )
-
-            # Warm-up: connections, caches, the producer's metadata. Not counted.
-            drive(service.address, metadata, payloads, 3.0)
-            records_before = end_offsets(bootstrap, telemetry_topic)
-
-            # 1. packed
             print(
-                f"packed: {args.callers} callers x {args.batch} samples per request, {args.seconds:.0f}s",
+                f"registered {args.enterprises} enterprises, {len(device_ids)} devices"
+                f" in {time.monotonic() - began:.0f} s",
                 flush=True,
             )
-            cpu_before, client_before = service.cpu_seconds(), time.process_time()
-            tally, elapsed = drive(service.address, metadata, payloads, args.seconds)
-            cpu_used, client_used = service.cpu_seconds() - cpu_before, time.process_time() - client_before
-            records_after = end_offsets(bootstrap, telemetry_topic)
-            packed = PathResult(
-                name="packed: IngestTelemetry batches -> one record per partition",
-                samples=tally.samples,
-                seconds=elapsed,
-                samples_per_s=tally.samples / elapsed,
-                requests=tally.requests,
-                kafka_records=records_after - records_before,
-                request_p50_ms=_percentile(tally.latencies, 0.5) * 1000,
-                request_p99_ms=_percentile(tally.latencies, 0.99) * 1000,
-                server_cpu_s=cpu_used,
-                client_cpu_s=client_used,
-                extra={"rejected": tally.rejected, "errors": tally.errors, "batch": args.batch},
+            codes = [_credit_code(1000 + i) for i in range(args.enterprises)]
+            probe_boxes = [
+                (k * args.enterprises) // args.probe_enterprises for k in range(args.probe_enterprises)
+            ]
+            # Device clocks start two days back (well inside the 7-day late-data window) on a whole minute,
+            # so even 20x the real rate for the whole bench stays behind the server's clock.
+            start_ms = (time.time_ns() // 1_000_000 - 2 * 86_400_000) // 60_000 * 60_000
+            ctx = {
+                "args": args,
+                "bootstrap": bootstrap,
+                "group": f"{schema}.{ROLLUP_CONSUMER}",
+                "topic": telemetry_topic,
+                "metadata": metadata,
+                "probes": {str(b): codes[b] for b in probe_boxes},
+                "period": (start_ms // 1000 - 3600, start_ms // 1000 + 3 * 86_400),
+            }
+            load = LoadProcess(
+                {
+                    "device_ids": device_ids,
+                    "enterprises": args.enterprises,
+                    "start_ms": start_ms,
+                    "window_s": args.window_s,
+                    "shares": {},
+                    "seed": 17,
+                    "run_id": f"bench-{suffix}",
+                    "probe_boxes": probe_boxes,
+                    "token": token,
+                }
             )
-            results.append(packed)
-            print(f"  {packed.samples_per_s:,.0f} samples/s", flush=True)
 
-            # Read everything back: the samples acknowledged are on the topic.
-            packed_record_size = 0
-            if not args.no_verify:
-                print("reading the telemetry topic back", flush=True)
-                found = read_back(bootstrap, telemetry_topic)
-                packed_record_size = found["packed_bytes"] // max(found["packed_records"], 1)
-                report["verified"] = {
-                    **found,
-                    "mean_packed_record_bytes": packed_record_size,
-                    "mean_packed_record_samples": found["packed_samples"] // max(found["packed_records"], 1),
-                }
+            def in_budget() -> bool:
+                return bool(time.monotonic() - started < args.budget_s)
 
-            # The rollup consumer on what was produced: how fast derived figures keep up.
-            if args.rollup_seconds > 0:
-                from services.industry.bootstrap import ROLLUP_CONSUMER
-
-                rollup_env = {
-                    **env,
-                    "INDUSTRY_ROLLUP_CONSUMER_ENABLED": "true",
-                    "GRPC_PORT": str(_free_port()),
-                }
-                rollup = ServiceProcess(rollup_env, workdir / "industry-rollup.log")
-                rollup.wait_serving()
-                total_records = end_offsets(bootstrap, telemetry_topic)
-                verified = report.get("verified")
-                mean_samples = (
-                    verified["samples"] / max(verified["records"], 1)
-                    if verified
-                    else packed.samples / max(packed.kafka_records, 1)
+            # 1. The packed path: a step search per layout.
+            for ingest, rollup in layouts:
+                if not in_budget():
+                    break
+                if (ingest, rollup) != (1, 0) or deployment is None:
+                    if deployment is not None:
+                        deployment.stop()
+                    deployment = Deployment(base_env, workdir, ingest, rollup)
+                tried: list[tuple[float, bool]] = []
+                rate = telemetry_report.next_rate(tried, args.start_rate)
+                while rate is not None and len(tried) < args.max_steps and in_budget():
+                    step = run_step(
+                        ctx,
+                        deployment,
+                        load,
+                        path="packed",
+                        rate=rate,
+                        seconds=args.seconds,
+                        warmup=args.warmup,
+                    )
+                    steps.append(step)
+                    tried.append((rate, bool(telemetry_report.best_step([step]))))
+                    rate = telemetry_report.next_rate(tried, args.start_rate)
+            sizes["packed"] = record_sizes(bootstrap, telemetry_topic)
+            best = telemetry_report.best_step(steps)
+            report["best"] = best and {
+                k: best[k]
+                for k in (
+                    "layout",
+                    "acked_per_s",
+                    "offered_per_s",
+                    "visible_p50_s",
+                    "visible_p99_s",
+                    "service_cpu",
                 )
-                cpu_before = rollup.cpu_seconds()
-                began = time.monotonic()
-                stop_at = began + args.rollup_seconds
-                done = 0
-                while time.monotonic() < stop_at and done < total_records:
-                    time.sleep(1.0)
-                    done = records_applied(database, schema, ROLLUP_CONSUMER)
-                elapsed = time.monotonic() - began
-                cpu_used = rollup.cpu_seconds() - cpu_before
-                # Conservative: the clock starts when the process is SERVING, so joining the consumer
-                # group and the first poll count against it. Applied = committed to PostgreSQL.
-                results.append(
-                    PathResult(
-                        name="rollup consumer: telemetry topic -> hourly rows (not part of ingest)",
-                        samples=int(done * mean_samples),
-                        seconds=elapsed,
-                        samples_per_s=done * mean_samples / elapsed,
-                        kafka_records=done,
-                        server_cpu_s=cpu_used,
-                        note=f"{done:,} of {total_records:,} records in {elapsed:.0f}s"
-                        f" (~{mean_samples:,.0f} samples each), from start-up",
+            }
+
+            # 2. Baselines, each isolating one idea, on `make run`'s layout.
+            if not args.skip_baselines and in_budget():
+                rate = best["offered_per_s"] if best else args.start_rate
+                if deployment is not None:
+                    deployment.stop()
+                deployment = Deployment(base_env, workdir, 1, 0, INDUSTRY_TELEMETRY_RECORD_PER_SAMPLE="true")
+                steps.append(
+                    run_step(
+                        ctx,
+                        deployment,
+                        load,
+                        path="(a) batched RPCs, one record per sample",
+                        rate=rate,
+                        seconds=args.baseline_seconds,
+                        warmup=args.warmup,
                     )
                 )
-                print(f"  rollup: {done * mean_samples / elapsed:,.0f} samples/s", flush=True)
-                rollup.stop()
-                rollup = None
-
-            # 2. naive
-            if not args.skip_naive:
-                singles = [
-                    [
-                        industry_pb2.IngestTelemetryRequest(samples=[sample]).SerializeToString()
-                        for sample in industry_pb2.IngestTelemetryRequest.FromString(section).samples[:500]
-                    ]
-                    for section in (sections[c % len(sections)][0] for c in range(args.naive_callers))
-                ]
-                print(
-                    f"naive: {args.naive_callers} callers x 1 sample per request, {naive_seconds:.0f}s",
-                    flush=True,
-                )
-                before = end_offsets(bootstrap, telemetry_topic)
-                cpu_before, client_before = service.cpu_seconds(), time.process_time()
-                tally, elapsed = drive(service.address, metadata, singles, naive_seconds)
-                cpu_used, client_used = (
-                    service.cpu_seconds() - cpu_before,
-                    time.process_time() - client_before,
-                )
-                naive = PathResult(
-                    name="naive: one RPC and one Kafka record per sample",
-                    samples=tally.samples,
-                    seconds=elapsed,
-                    samples_per_s=tally.samples / elapsed,
-                    requests=tally.requests,
-                    kafka_records=end_offsets(bootstrap, telemetry_topic) - before,
-                    request_p50_ms=_percentile(tally.latencies, 0.5) * 1000,
-                    request_p99_ms=_percentile(tally.latencies, 0.99) * 1000,
-                    server_cpu_s=cpu_used,
-                    client_cpu_s=client_used,
-                    extra={"rejected": tally.rejected, "errors": tally.errors},
-                )
-                results.append(naive)
-                print(f"  {naive.samples_per_s:,.0f} samples/s", flush=True)
-
-            service.stop()
-
-            # 3. Kafka's own producer, from the same jars.
-            if not args.skip_java:
-                from services.platform.kafka import ensure_topics
-
-                ensure_topics(bootstrap, [perf_topic], 6, 1, with_dlq=False)
-                print(f"ProducerPerformance: {args.java_records:,} records of {sample_size} B", flush=True)
-                small = producer_performance(bootstrap, perf_topic, args.java_records, sample_size)
-                results.append(
-                    PathResult(
-                        name=f"Kafka ProducerPerformance, {sample_size} B records (one per sample)",
-                        samples=int(small["records"]),
-                        seconds=small["records"] / small["records_per_s"],
-                        samples_per_s=small["records_per_s"],
-                        kafka_records=int(small["records"]),
-                        note=f"{small['mb_per_s']:.1f} MB/s, avg latency {small['avg_latency_ms']:.0f} ms",
-                        extra=small,
+                sizes["one_per_sample"] = record_sizes(bootstrap, telemetry_topic)
+                deployment.stop()
+                deployment = Deployment(base_env, workdir, 1, 0)
+                steps.append(
+                    run_step(
+                        ctx,
+                        deployment,
+                        load,
+                        path="(b) one RPC per sample",
+                        rate=args.single_rate,
+                        seconds=args.baseline_seconds,
+                        warmup=args.warmup,
+                        mode="single",
                     )
                 )
-                print(f"  {small['records_per_s']:,.0f} records/s", flush=True)
-                if packed_record_size:
-                    per_record = report["verified"]["mean_packed_record_samples"]
-                    count = max(200, int(400e6 / packed_record_size))
-                    print(f"ProducerPerformance: {count:,} records of {packed_record_size:,} B", flush=True)
-                    big = producer_performance(bootstrap, perf_topic, count, packed_record_size)
-                    results.append(
-                        PathResult(
-                            name=f"Kafka ProducerPerformance, {packed_record_size:,} B records (packed size)",
-                            samples=int(big["records"] * per_record),
-                            seconds=big["records"] / big["records_per_s"],
-                            samples_per_s=big["records_per_s"] * per_record,
-                            kafka_records=int(big["records"]),
-                            note=f"{big['records_per_s']:,.0f} records/s x {per_record:,.0f} samples, "
-                            f"{big['mb_per_s']:.1f} MB/s",
-                            extra=big,
-                        )
-                    )
-                    print(f"  {big['records_per_s'] * per_record:,.0f} samples/s equivalent", flush=True)
         finally:
-            if rollup is not None:
-                rollup.stop()
-            service.stop()
+            if load is not None:
+                load.stop()
+            if deployment is not None:
+                deployment.stop()
+        try:
+            # 3. Kafka's own producer, alone on the machine now, on records of the sizes measured.
+            if not args.skip_java:
+                ensure_topics(bootstrap, [perf_topic], 6, 1, with_dlq=False)
+                for what, measured in sizes.items():
+                    size = max(1, round(measured["record_bytes"]))
+                    per_s_guess = 200_000 if size < 1000 else max(200, int(100e6 / size))
+                    count = max(1_000, int(per_s_guess * args.java_seconds))
+                    print(f"ProducerPerformance: {count:,} records of {size:,} B ({what})", flush=True)
+                    perf = producer_performance(bootstrap, perf_topic, count, size)
+                    report["producer_performance"].append(
+                        {
+                            **perf,
+                            "record_bytes": size,
+                            "what": f"{what}: {measured['samples_per_record']:,.0f} samples a record",
+                        }
+                    )
+        finally:
             try:
                 _tidy(
                     bootstrap,
@@ -733,6 +945,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one line
             except Exception as error:  # noqa: BLE001 - tidying up must not hide the results
                 print(f"warning: could not tidy up: {error}", file=sys.stderr)
     shutil.rmtree(workdir, ignore_errors=True)
+    failures = failures_of(steps)
+    if not any(s["path"] == "packed" for s in steps):
+        failures.append("no packed step ran")
     report.update(
         benchmark="telemetry",
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -744,68 +959,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one line
         git=_git_revision(),
         command=" ".join(["python -m bench", *sys.argv[1:]]),
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        aim_samples_per_s=AIM,
-        sample_bytes=sample_size,
-        results=[asdict(r) for r in results],
+        district={"devices": args.devices, "enterprises": args.enterprises, "window_s": args.window_s},
+        record_sizes=sizes,
+        aim={"samples_per_s": AIM, "p99_visible_s": telemetry_report.AIM_P99_S},
+        failed=bool(failures),
+        failures=failures,
+        wall_seconds=round(time.monotonic() - started, 1),
     )
     return report
 
 
-def table(report: dict[str, Any]) -> str:
-    rows = report["results"]
-    packed = next((r for r in rows if r["name"].startswith("packed")), None)
-    head = f"{'path':<72} {'samples/s':>12} {'x naive':>8} {'p50 ms':>8} {'p99 ms':>8} {'srv CPU':>8}"
-    dirty = " (dirty)" if report["git"]["dirty"] else ""
-    title = (
-        f"telemetry ingest: {report['machine']['cores']} cores, git {report['git']['revision'][:12]}{dirty},"
-        f" {report['finished_at']}"
-    )
-    lines = [
-        title,
-        head,
-        "-" * len(head),
-    ]
-    naive = next((r for r in rows if r["name"].startswith("naive")), None)
-    for row in rows:
-        ratio = (
-            f"{row['samples_per_s'] / naive['samples_per_s']:.1f}"
-            if naive and naive["samples_per_s"]
-            else "-"
-        )
-        cpu = f"{row['server_cpu_s'] / row['seconds']:.2f}" if row["server_cpu_s"] and row["seconds"] else "-"
-        p50 = f"{row['request_p50_ms']:.1f}" if row["request_p50_ms"] else "-"
-        p99 = f"{row['request_p99_ms']:.1f}" if row["request_p99_ms"] else "-"
-        lines.append(
-            f"{row['name']:<72} {row['samples_per_s']:>12,.0f} {ratio:>8} {p50:>8} {p99:>8} {cpu:>8}"
-        )
-        if row.get("note"):
-            lines.append(f"{'':<4}{row['note']}")
-    if packed:
-        verdict = "meets" if packed["samples_per_s"] >= AIM else "misses"
-        lines.append(
-            f"packed path {verdict} the aim of {AIM:,} samples/s"
-            f" (10 x the district's {DISTRICT_DEVICES:,} devices at one sample a second)"
-        )
-    verified = report.get("verified")
-    if verified:
-        lines.append(
-            f"read back: {verified['records']:,} records holding {verified['samples']:,} samples;"
-            f" packed records {verified['mean_packed_record_bytes']:,} B"
-            f" / {verified['mean_packed_record_samples']:,} samples on average;"
-            f" one sample {report['sample_bytes']} B"
-        )
-    lines.append("srv CPU = CPU seconds of the service process per second of the run (cores busy)")
-    return "\n".join(lines)
-
-
 def main(args: argparse.Namespace) -> int:
+    targets = [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "services" / "industry.md"]
+    if args.publish is not None:
+        source = telemetry_report.latest(RESULTS) if args.publish == "latest" else Path(args.publish)
+        telemetry_report.publish(source, targets, REPO_ROOT)
+        print(f"regenerated the telemetry figures in README.md and docs/services/industry.md from {source}")
+        return 0
     report = run(args)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     output = args.output or RESULTS / f"telemetry-{stamp}.json"
     output.write_text(json.dumps(report, indent=2) + "\n")
     print()
-    print(table(report))
+    print(telemetry_report.table(report))
     print(f"\nwritten: {output.relative_to(REPO_ROOT) if output.is_relative_to(REPO_ROOT) else output}")
-    packed = next((r for r in report["results"] if r["name"].startswith("packed")), None)
-    return 0 if packed is not None and packed["samples"] > 0 else 1
+    return 1 if report["failed"] else 0

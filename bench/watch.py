@@ -42,7 +42,8 @@ from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.telemetry import RESULTS, ServiceProcess, _free_port, _git_revision, _percentile, _stack, _tidy
+from bench.telemetry import RESULTS, ServiceProcess, _free_port, _git_revision, _stack, _tidy
+from bench.telemetry_workload import percentile
 
 AIM_P99_MS = 200.0
 WATCH = "/cityhub.safety.v1.SafetyService/WatchAlerts"
@@ -295,13 +296,13 @@ def _one_run(  # noqa: PLR0917 - a private step of one linear script
         deliveries_expected=expected,
         deliveries=len(latencies),
         missed=expected - len(latencies),
-        p50_ms=round(_percentile(latencies, 0.50), 1),
-        p99_ms=round(_percentile(latencies, 0.99), 1),
+        p50_ms=round(percentile(latencies, 0.50), 1),
+        p99_ms=round(percentile(latencies, 0.99), 1),
         max_ms=round(max(latencies, default=0.0), 1),
-        district_p50_ms=round(_percentile(district, 0.50), 1),
-        district_p99_ms=round(_percentile(district, 0.99), 1),
-        report_p50_ms=round(_percentile(request_ms, 0.50), 1),
-        report_p99_ms=round(_percentile(request_ms, 0.99), 1),
+        district_p50_ms=round(percentile(district, 0.50), 1),
+        district_p99_ms=round(percentile(district, 0.99), 1),
+        report_p50_ms=round(percentile(request_ms, 0.50), 1),
+        report_p99_ms=round(percentile(request_ms, 0.99), 1),
         health_ms=round(health[0], 1) if health else 0.0,
         server_cpu_s=round(cpu_used, 2),
         extra={"watcher_errors": outcome["errors"]},

@@ -102,6 +102,7 @@ def build(
             ack_timeout_s=settings.industry_telemetry_ack_timeout_s,
             breaker=runtime.breaker("Kafka"),
             recent=RecentStarts(settings.industry_telemetry_recent_starts_per_device),
+            record_per_sample=settings.industry_telemetry_record_per_sample,
         )
         servicer = IndustryServicer(
             Registry(uow, config, directory),

@@ -36,6 +36,10 @@ class IndustrySettings(ServiceSettings):
     # 600 is ten minutes at the default one sample a second, what a gateway re-sends after a reconnect;
     # 8 bytes each. 0 remembers nothing.
     industry_telemetry_recent_starts_per_device: Annotated[int, Field(ge=0, le=100_000)] = 600
+    # Benchmark baseline only (bench/telemetry.py, "one record per sample"): publish each accepted sample
+    # as a Kafka record of its own (keyed by its device) instead of packing a request's samples into one
+    # record per partition, to measure what packing saves. Never on in a deployment; default off.
+    industry_telemetry_record_per_sample: bool = False
     # Power beyond this multiple of the machine's rated power is physically implausible.
     industry_power_rated_multiple: Annotated[float, Field(ge=1, le=10)] = 2.0
     industry_temperature_min_c: float = -50.0

@@ -1,23 +1,11 @@
-"""The hub benchmark's pure helpers (bench/hub.py): percentiles, the verdicts and the table. No sockets."""
+"""The hub benchmark's pure helpers (bench/hub.py): the verdicts and the table. No sockets. (Its percentile
+is bench.telemetry_workload's, tested in test_bench_telemetry.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bench import hub
-
-
-def test_percentile_is_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]  # 1..100
-    assert hub.percentile(values, 0.50) == 50.0
-    assert hub.percentile(values, 0.99) == 99.0
-    assert hub.percentile(values, 1.0) == 100.0
-    assert hub.percentile(list(reversed(values)), 0.99) == 99.0
-    assert hub.percentile([7.0], 0.99) == 7.0
-    assert hub.percentile([], 0.5) == 0.0
-    # Ten values: p99 is the largest, p50 the fifth.
-    assert hub.percentile([float(v) for v in range(10)], 0.99) == 9.0
-    assert hub.percentile([float(v) for v in range(10)], 0.50) == 4.0
 
 
 def _report(p99: float, errors: int, rebuild_rate: float, events: int) -> dict[str, Any]:

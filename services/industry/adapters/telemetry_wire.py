@@ -9,7 +9,7 @@ from cityhub.industry.v1 import telemetry_pb2
 
 from services.industry.domain.telemetry import SampleLike
 
-__all__ = ["bucket_keys", "device_partitioner", "pack_batch"]
+__all__ = ["bucket_keys", "device_partitioner", "pack_batch", "varint"]
 
 
 def bucket_keys(partitions: int) -> list[bytes]:
@@ -44,7 +44,8 @@ _SAMPLE_TAG = b"\x0a"
 _FRAMES = [_SAMPLE_TAG + bytes((n,)) for n in range(128)]
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint (the benchmark's hand encoder writes samples with it too)."""
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -55,7 +56,7 @@ def _varint(value: int) -> bytes:
 
 def _framed(chunk: bytes) -> bytes:
     size = len(chunk)
-    return (_FRAMES[size] if size < 128 else _SAMPLE_TAG + _varint(size)) + chunk
+    return (_FRAMES[size] if size < 128 else _SAMPLE_TAG + varint(size)) + chunk
 
 
 def pack_batch(samples: Sequence[SampleLike], request_id: str, received_ms: int) -> bytes:

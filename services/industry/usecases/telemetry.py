@@ -174,6 +174,7 @@ class TelemetryIngest:
         ack_timeout_s: float,
         breaker: Breaker | None = None,
         recent: RecentStarts | None = None,
+        record_per_sample: bool = False,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._directory = directory
@@ -189,6 +190,7 @@ class TelemetryIngest:
         self._ack_timeout = ack_timeout_s
         self._breaker = breaker or Breaker("Kafka")
         self._clock_ms = clock_ms
+        self._record_per_sample = record_per_sample
 
     def ingest(
         self,
@@ -304,6 +306,9 @@ class TelemetryIngest:
     def _send_and_wait(
         self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int, until: float
     ) -> None:
+        if self._record_per_sample:
+            self._send_each_and_wait(groups, request_id, received_ms, until)
+            return
         futures = []
         received = _ms_to_dt(received_ms)
         for bucket, group in groups.items():
@@ -332,6 +337,39 @@ class TelemetryIngest:
         for future in futures:
             # acks=all: once this returns the samples are on every in-sync replica. Raising here fails the
             # RPC; the caller retries with the same request id and consumers skip what got through twice.
+            future.get(timeout=max(0.001, until - time.monotonic()))
+
+    def _send_each_and_wait(
+        self, groups: dict[int, list[SampleLike]], request_id: str, received_ms: int, until: float
+    ) -> None:
+        """The benchmark's baseline without packing (``industry_telemetry_record_per_sample``): one
+        TelemetryBatch record of one sample per accepted sample, keyed by its device, same partition."""
+        futures = []
+        received = _ms_to_dt(received_ms)
+        for bucket, group in groups.items():
+            for index, sample in enumerate(group):
+                envelope = EventEnvelope(
+                    id=str(uuid.uuid5(_TELEMETRY_NS, f"{request_id}/{bucket}/{index}")),
+                    source=self._source,
+                    type=mapping.TELEMETRY_BATCH_TYPE,
+                    subject=sample.device_id,
+                    time=received,
+                    traceparent=None,
+                    key=None,
+                    payload=pack_batch([sample], request_id, received_ms),
+                    topic=self._topic,
+                )
+                futures.append(
+                    self._producer.send(
+                        self._topic,
+                        value=envelope.payload,
+                        key=sample.device_id.encode(),
+                        headers=envelope.headers(),
+                        partition=bucket,
+                        timestamp_ms=received_ms,
+                    )
+                )
+        for future in futures:
             future.get(timeout=max(0.001, until - time.monotonic()))
 
 
