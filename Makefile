@@ -69,9 +69,57 @@ fmt: install ## Format the Python code
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+# The browser tests (tests/browser) drive Debian's chromium through Playwright; never `playwright install`.
+.PHONY: chromium
+chromium: ## Install Debian's chromium for the browser tests, only when /usr/bin/chromium is missing
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
 .PHONY: test
-test: lint ## Install everything, start Kafka and PostgreSQL, run every test, stop what it started
+test: lint chromium k8s-tools grpcurl ## Install everything, start Kafka and PostgreSQL, run every test, stop what it started
 	$(RUN) pytest $(PYTEST_ARGS)
+
+# --- deployment checks (tests/deploy) ------------------------------------------------------------------
+# kustomize from the Go module proxy into .local/tools/bin; checkov in a venv of its own (hash-pinned in
+# deploy/k8s/tools/checkov-requirements.txt: it cannot share the lock with pytest); hadolint and
+# kubernetes-validate come from the lock's dev group.
+KUSTOMIZE_VERSION := v5.8.1
+KUSTOMIZE_STAMP   := $(TOOLS)/.kustomize-$(KUSTOMIZE_VERSION)
+CHECKOV_VENV      := $(TOOLS)/checkov
+CHECKOV_STAMP     := $(CHECKOV_VENV)/.synced
+
+$(KUSTOMIZE_STAMP):
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/bin) GOTOOLCHAIN=local go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	touch $@
+
+$(CHECKOV_STAMP): deploy/k8s/tools/checkov-requirements.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python python3.11 $(CHECKOV_VENV)
+	VIRTUAL_ENV=$(abspath $(CHECKOV_VENV)) $(UV) pip sync --quiet --require-hashes deploy/k8s/tools/checkov-requirements.txt
+	touch $@
+
+# grpcurl for the README's walkthrough and the line `make run` prints (tests/e2e/test_run_command.py runs it).
+GRPCURL_VERSION := v1.9.3
+GRPCURL_STAMP   := $(TOOLS)/.grpcurl-$(GRPCURL_VERSION)
+
+$(GRPCURL_STAMP):
+	mkdir -p $(TOOLS)/bin
+	GOBIN=$(abspath $(TOOLS)/bin) GOTOOLCHAIN=local go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	touch $@
+
+.PHONY: grpcurl
+grpcurl: $(GRPCURL_STAMP) ## Install the pinned grpcurl into .local/tools/bin
+	@:
+
+.PHONY: k8s-tools
+k8s-tools: $(KUSTOMIZE_STAMP) $(CHECKOV_STAMP) $(VENV_STAMP) ## Install the pinned kustomize and checkov (and the dev group)
+	@:
+
+.PHONY: k8s-check
+k8s-check: k8s-tools ## Render every overlay, validate it (Kubernetes 1.33), lint it and the Dockerfile
+	$(RUN) pytest tests/deploy $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: protos ## Only the fast tests without sockets
@@ -84,7 +132,7 @@ drills: protos ## Every fault drill (also the slow crashes make test leaves out)
 # --- running ----------------------------------------------------------------------------------------
 
 .PHONY: run
-run: protos ## Start Kafka, PostgreSQL and every service locally until Ctrl-C or `make stop`
+run: protos grpcurl ## Start Kafka, PostgreSQL and every service locally until Ctrl-C or `make stop`
 	$(RUN) cityhub run
 
 .PHONY: stop

@@ -5,10 +5,14 @@ from __future__ import annotations
 import click
 
 from services.cli.audit_commands import audit
+from services.cli.db_commands import db
+from services.cli.events_commands import events
 from services.cli.hub_commands import hub
 from services.cli.infra_commands import infra
-from services.cli.kafka_commands import dlq, events, topics
+from services.cli.kafka_commands import dlq, topics
+from services.cli.simulate_commands import simulate
 from services.cli.token_commands import token
+from services.cli.web_commands import web
 from services.platform.logs import configure_logging
 
 
@@ -37,7 +41,7 @@ def stop() -> None:
     stop_stack()
 
 
-for group in (infra, topics, events, dlq, token, audit, hub):
+for group in (infra, topics, events, dlq, token, audit, hub, db, web, simulate):
     cli.add_command(group)
 
 
