@@ -75,7 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ingest replicas:rollup processes, comma-separated (default 1:0,2:1; 1:0 is `make run`)",
     )
     parser.add_argument("--baseline-seconds", type=float, default=20.0, help="length of each baseline (20)")
-    parser.add_argument("--single-rate", type=float, default=2_000.0, help="offered rate, one RPC per sample")
+    parser.add_argument(
+        "--single-rate",
+        type=float,
+        default=300.0,
+        help="offered rate, one RPC per sample (one that path sustains here: its cost shows as CPU a sample)",
+    )
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-java", action="store_true", help="leave out Kafka's ProducerPerformance")
     parser.add_argument("--java-seconds", type=float, default=20.0, help="about how long each Java run lasts")

@@ -163,6 +163,20 @@ def test_the_best_step_is_the_fastest_flat_and_exact_one() -> None:
     assert best["offered_per_s"] == 70_000
 
 
+def test_a_faster_step_over_the_p99_aim_does_not_hide_a_slower_one_within_it() -> None:
+    slow_view = _step(109_375, True, layout="2 ingest + 1 rollup")
+    slow_view["visible_p99_s"] = 4.2
+    within = _step(87_500, True, layout="2 ingest + 1 rollup")
+    best = telemetry_report.best_step([_step(70_000, True), within, slow_view])
+    assert best is within
+    report = {**_report(), "best": best}
+    assert telemetry_report.verdict(report).startswith("meets")
+    # With no step within the p99 aim, the fastest flat one is reported, as a miss.
+    best = telemetry_report.best_step([slow_view])
+    assert best is slow_view
+    assert telemetry_report.verdict({**_report(), "best": best}).startswith("misses")
+
+
 def test_a_rate_not_carried_is_not_the_best() -> None:
     lagging_acks = _step(87_500, True)
     lagging_acks["acked_per_s"] = 80_000.0  # flat only because the service acknowledged less
