@@ -16,6 +16,8 @@ databases provisioned before this rule to it.
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -234,8 +236,9 @@ def create_pool(
 ) -> ConnectionPool:
     """A pool whose connections see ``schema`` first; opened and checked before it is returned (closed
     again, its workers stopped, when it cannot open within ``open_timeout_s``). ``statement_timeout_s``
-    is every statement's default ceiling. A connection is checked as it is handed out, so after a
-    PostgreSQL restart callers get fresh connections instead of the dead ones."""
+    is every statement's default ceiling. A connection is checked as it is handed out (unless it was handed
+    back within the last second), so after a PostgreSQL restart callers get fresh connections instead of the
+    dead ones."""
     _check_identifier(schema, "schema")
     options = f"-c search_path={schema}"
     if statement_timeout_s is not None:
@@ -245,7 +248,8 @@ def create_pool(
         min_size=min_size,
         max_size=max_size,
         name=name or schema,
-        check=ConnectionPool.check_connection,
+        check=_check_unless_just_used,
+        reset=_note_returned,
         # Every borrower (the audit log, the relay, readiness) waits at most this for a connection.
         timeout=checkout_timeout_s,
         # psycopg_pool retries a failed connection with doubling delays until this timeout, so after a
@@ -268,6 +272,25 @@ def create_pool(
 
 
 _RECONNECT_TIMEOUT_S = 4.0
+
+# A connection handed back less than this ago is handed out again without the check's round trip: it
+# answered a moment ago. The check is for connections that sat idle through a PostgreSQL restart; one
+# returned within the last second and broken by a restart since costs its one caller an UNAVAILABLE (the
+# pool then drops it), as any call racing the restart would. On a hot read path — the hub's 360, two round
+# trips in all — the check was half of them.
+_JUST_USED_S = 1.0
+_returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+
+
+def _note_returned(conn: psycopg.Connection[Any]) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+def _check_unless_just_used(conn: psycopg.Connection[Any]) -> None:
+    returned = _returned_at.get(conn)
+    if returned is not None and time.monotonic() - returned < _JUST_USED_S:
+        return
+    ConnectionPool.check_connection(conn)
 
 
 def _timeout_kwargs(connect_timeout_s: int | None) -> dict[str, Any]:
