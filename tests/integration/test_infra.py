@@ -38,8 +38,9 @@ def test_env_prints_exports_for_the_running_stack(stack: object) -> None:
     result = CliRunner().invoke(infra, ["env"])
 
     assert result.exit_code == 0, result.output
+    # stdout only: `output` interleaves stderr, where a background client of an earlier test may log.
     exports = dict(
-        shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in result.output.splitlines()
+        shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in result.stdout.splitlines()
     )
     assert exports["KAFKA_BOOTSTRAP_SERVERS"] == (settings.external_kafka or settings.local_kafka_bootstrap)
     assert exports["DATABASE_URL"] == (settings.external_database or settings.local_database_url)
