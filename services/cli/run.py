@@ -333,7 +333,12 @@ def run_stack(extra_env: dict[str, str] | None = None) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     began = time.monotonic()
     _say("starting Kafka and PostgreSQL…")
-    endpoints = infra.ensure_up(settings)
+    try:
+        endpoints = infra.ensure_up(settings)
+    except infra.InfraError as error:
+        # A taken port or a missing Java is the newcomer's to fix: say it plainly, not as a traceback.
+        dirs.supervisor_pid.unlink(missing_ok=True)
+        raise click.ClickException(str(error)) from None
     _say(f"ready    Kafka {endpoints.kafka_bootstrap}, PostgreSQL {infra.redact_url(endpoints.database_url)}")
     # Locally every process shares one generated key pair under .local/secrets (never in production,
     # where the public key comes from a Secret): services verify, `cityhub token issue` signs.
