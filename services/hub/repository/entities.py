@@ -54,12 +54,14 @@ _NOT_VISIBILITY = sorted(NOT_VISIBILITY)
 
 _ENTITY_VIEW_NAMES = (
     "kind", "id", "name", "town", "division_code", "latitude", "longitude", "owner_domain", "registered",
-    "first_seen_at", "domains",
+    "first_seen_at",
 )  # fmt: skip
 # The 360's one statement (see EntitiesSql.entity_view). Links come as JSON (text only); the parts as
-# parallel arrays so their jsonb state and timestamptz keep their exact types.
-_ENTITY_VIEW = f"""
-SELECT {_ENTITY_COLUMNS},
+# parallel arrays so their jsonb state and timestamptz keep their exact types (the entity's domains are
+# the parts' domains: read once, not again by _ENTITY_COLUMNS' subquery).
+_ENTITY_VIEW = """
+SELECT e.kind, e.id, e.name, e.town, e.division_code, e.latitude, e.longitude, e.owner_domain, e.registered,
+  e.first_seen_at,
   (SELECT COALESCE(json_agg(json_build_array(l.other_kind, l.other_id, l.relation, l.domain, l.outgoing,
             COALESCE((SELECT o.name FROM entities o WHERE o.kind = l.other_kind AND o.id = l.other_id), ''))
           ORDER BY l.outgoing DESC, l.relation, l.other_kind, l.other_id), '[]'::json)
@@ -175,8 +177,9 @@ class EntitiesSql(SqlPart):
         row = self._conn.execute(_ENTITY_VIEW, {"k": kind, "i": id_}).fetchone()
         if row is None:
             return None
-        entity = _entity(dict(zip(_ENTITY_VIEW_NAMES, row[: len(_ENTITY_VIEW_NAMES)], strict=True)))
         links_raw, domains, states, ats, counts, open_items = row[len(_ENTITY_VIEW_NAMES) :]
+        fields = dict(zip(_ENTITY_VIEW_NAMES, row[: len(_ENTITY_VIEW_NAMES)], strict=True))
+        entity = _entity({**fields, "domains": domains})
         links = tuple(
             LinkRow(
                 kind=other_kind,
