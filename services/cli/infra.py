@@ -674,7 +674,7 @@ class _RunAs:
         # inherit a pipe and keep it open, and reading it would then never finish.
         with tempfile.TemporaryFile("w+") as out:
             result = subprocess.run(
-                command,
+                self._as_user(command),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -682,13 +682,20 @@ class _RunAs:
                 check=False,
                 timeout=timeout,
                 cwd=paths.pg_dir,
-                user=self.uid,
-                group=self.gid,
-                # Otherwise the server would keep root's supplementary groups.
-                extra_groups=[] if self.uid is not None else None,
             )
             out.seek(0)
             return subprocess.CompletedProcess(result.args, result.returncode, out.read(), None)
+
+    def _as_user(self, command: list[str]) -> list[str]:
+        # The drop to the system user is done by setpriv (util-linux, always on Debian), not by
+        # subprocess's user=/group=: with those, CPython must fork() rather than vfork(), and a fork() in
+        # a process that has gRPC's event engine running runs gRPC's at-fork handlers in the child, which
+        # crashed it (pg_ctl "exit -11" at the end of a CI run, after an epoll_wait EBADF from the child).
+        if self.uid is None:
+            return command
+        ids = [f"--reuid={self.uid}", f"--regid={self.gid if self.gid is not None else self.uid}"]
+        # --clear-groups: otherwise the server would keep root's supplementary groups.
+        return ["setpriv", *ids, "--clear-groups", "--", *command]
 
 
 def _postgres_bin_dir() -> Path:
