@@ -194,7 +194,7 @@ class OutboxRelay:
         *,
         retention: timedelta = timedelta(days=7),
         prune_every_s: float = 600.0,
-        send_timeout_s: float = 60.0,
+        send_timeout_s: float = 30.0,
         backlog_every_s: float = 2.0,
     ) -> None:
         if batch_size < 1:

@@ -64,7 +64,7 @@ FAULTS = [
             crash=True,
             down_s=75,
             freeze_s=1.0,
-            why=" (longer than the producer's 60 s delivery timeout)",
+            why=" (longer than the producer's 20 s delivery timeout)",
         ),
         id="broker-crash-long",
         # Passes with services/platform/kafka.py's fix for kafka-python 3.0.12's producer id reset.
