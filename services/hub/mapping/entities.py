@@ -3,9 +3,11 @@ requests into commands, rows into Entity / Link / Part / TimelineEntry messages.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cityhub.commerce.v1 import commerce_pb2
@@ -16,7 +18,7 @@ from cityhub.industry.v1 import industry_pb2
 from cityhub.kitchen.v1 import kitchen_pb2
 from cityhub.safety.v1 import safety_pb2
 from google.protobuf import any_pb2
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -50,6 +52,11 @@ __all__ = [
 _TYPE = re.compile(r"^cityhub\.([a-z]+)\.v1\.([A-Za-z0-9]+)$")
 _PREFIXES: dict[str, str] = {}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# google.protobuf's Timestamp range (ToDatetime raises outside it).
+_SECONDS_MIN, _SECONDS_MAX = -62_135_596_800, 253_402_300_799
+_NANOS_PER_SECOND = 1_000_000_000
+# Bounds the caches keyed by what arrives on a topic (ce_type): the contracts have a few hundred types.
+_MAX_TYPES = 4096
 
 
 def _enum_prefix(enum_name: str) -> str:
@@ -61,50 +68,172 @@ def _enum_prefix(enum_name: str) -> str:
     return prefix
 
 
-def _value(fd: Any, value: Any) -> Any:
-    if fd.type == FieldDescriptor.TYPE_ENUM:
-        enum_value = fd.enum_type.values_by_number.get(value)
-        name = enum_value.name if enum_value else str(value)
-        return name.removeprefix(_enum_prefix(fd.enum_type.name))
-    if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        if fd.message_type.full_name == "google.protobuf.Timestamp":
-            return value.ToDatetime(tzinfo=UTC) if (value.seconds or value.nanos) else None
-        return fields_of(value)
-    return value
+def _datetime(stamp: Timestamp) -> datetime | None:
+    """Timestamp.ToDatetime(tzinfo=UTC) without its per-call checks and time-zone conversion (the same
+    value: epoch + whole microseconds, rounded toward zero); None when unset (0, 0)."""
+    seconds, nanos = stamp.seconds, stamp.nanos
+    if not (seconds or nanos):
+        return None
+    if _SECONDS_MIN <= seconds <= _SECONDS_MAX and 0 <= nanos < _NANOS_PER_SECOND:
+        return _EPOCH + timedelta(0, seconds, nanos // 1000)  # (days, seconds, microseconds)
+    return stamp.ToDatetime(tzinfo=UTC)  # raises its own ValueError for an invalid one
+
+
+class _EnumNames(dict[int, str]):
+    """An enum's numbers to their short names; a number the contract does not name (an open enum keeps
+    them) reads as the number."""
+
+    def __init__(self, enum: EnumDescriptor) -> None:
+        self.prefix = _enum_prefix(enum.name)
+        super().__init__(
+            (number, value.name.removeprefix(self.prefix)) for number, value in enum.values_by_number.items()
+        )
+
+    def __missing__(self, number: int) -> str:
+        return str(number).removeprefix(self.prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How fields_of reads one message type, decided once from its descriptor: every field in order with
+    one attrgetter, then the fields whose raw value is not their value, by what they need."""
+
+    names: tuple[str, ...]
+    read: Callable[[Message], tuple[Any, ...]]
+    enums: tuple[tuple[str, _EnumNames], ...] = ()
+    enum_lists: tuple[tuple[str, _EnumNames], ...] = ()
+    lists: tuple[str, ...] = ()
+    maps: tuple[str, ...] = ()
+    # Singular message fields (None when not set): timestamps as datetimes, others as dicts.
+    stamps: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    # Repeated message fields and what each element becomes.
+    message_lists: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+
+
+def _is_timestamp(fd: FieldDescriptor) -> bool:
+    return fd.message_type is not None and fd.message_type.full_name == "google.protobuf.Timestamp"
+
+
+def _new_plan(descriptor: Any) -> _Plan:
+    names = tuple(fd.name for fd in descriptor.fields)
+    read: Callable[[Message], tuple[Any, ...]]
+    if len(names) > 1:
+        read = operator.attrgetter(*names)
+    elif names:
+        only = operator.attrgetter(names[0])
+        read = lambda message: (only(message),)  # noqa: E731 - attrgetter of one name gives no tuple
+    else:
+        read = lambda _message: ()  # noqa: E731
+    enums: list[tuple[str, _EnumNames]] = []
+    enum_lists: list[tuple[str, _EnumNames]] = []
+    message_lists: list[tuple[str, Callable[[Any], Any]]] = []
+    lists: list[str] = []
+    maps: list[str] = []
+    stamps: list[str] = []
+    messages: list[str] = []
+    fd: FieldDescriptor
+    for fd in descriptor.fields:
+        is_enum = fd.type == FieldDescriptor.TYPE_ENUM and fd.enum_type is not None
+        is_message = fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type is not None
+        if fd.is_repeated:
+            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+                maps.append(fd.name)
+            elif is_enum and fd.enum_type is not None:
+                enum_lists.append((fd.name, _EnumNames(fd.enum_type)))
+            elif is_message:
+                message_lists.append((fd.name, _datetime if _is_timestamp(fd) else fields_of))
+            else:
+                lists.append(fd.name)
+        elif is_enum and fd.enum_type is not None:
+            enums.append((fd.name, _EnumNames(fd.enum_type)))
+        elif is_message:
+            (stamps if _is_timestamp(fd) else messages).append(fd.name)
+    return _Plan(
+        names,
+        read,
+        tuple(enums),
+        tuple(enum_lists),
+        tuple(lists),
+        tuple(maps),
+        tuple(stamps),
+        tuple(messages),
+        tuple(message_lists),
+    )
+
+
+# Per message class (generated classes live as long as the process).
+_PLANS: dict[type[Message], _Plan] = {}
 
 
 def fields_of(message: Message) -> dict[str, Any]:
     """Every field of a message (defaults included): enums by short name, timestamps as datetimes (None
     when unset), nested messages as dicts, repeated fields as lists."""
-    out: dict[str, Any] = {}
-    for fd in message.DESCRIPTOR.fields:
-        raw = getattr(message, fd.name)
-        if fd.is_repeated:
-            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-                out[fd.name] = dict(raw)
-            else:
-                out[fd.name] = [_value(fd, v) for v in raw]
-        elif fd.type == FieldDescriptor.TYPE_MESSAGE and not message.HasField(fd.name):
-            out[fd.name] = None
-        else:
-            out[fd.name] = _value(fd, raw)
+    # What each field needs is decided from the descriptor once per message type, not per field per
+    # event (a replay reads millions).
+    plan = _PLANS.get(type(message))
+    if plan is None:
+        plan = _PLANS[type(message)] = _new_plan(message.DESCRIPTOR)
+    out = dict(zip(plan.names, plan.read(message), strict=False))  # the getter reads every name
+    for name, enum in plan.enums:
+        out[name] = enum[out[name]]
+    # Most repeated fields are empty: a new list without iterating the container.
+    for name in plan.lists:
+        raw = out[name]
+        out[name] = list(raw) if raw else []
+    for name, enum in plan.enum_lists:
+        raw = out[name]
+        out[name] = list(map(enum.__getitem__, raw)) if raw else []
+    for name in plan.stamps:
+        # An unset timestamp reads as (0, 0), which is None as well: no HasField needed.
+        out[name] = _datetime(out[name])
+    for name in plan.messages:
+        out[name] = fields_of(out[name]) if message.HasField(name) else None
+    for name in plan.maps:
+        out[name] = dict(out[name])
+    for name, convert in plan.message_lists:
+        out[name] = [convert(v) for v in out[name]]
     return out
 
 
+_DOMAIN_AND_NAME: dict[str, tuple[str, str] | None] = {}
+
+
+def _domain_and_name(ce_type: str) -> tuple[str, str] | None:
+    try:
+        return _DOMAIN_AND_NAME[ce_type]
+    except KeyError:
+        pass
+    match = _TYPE.match(ce_type)
+    found = None if match is None or match.group(1) not in DOMAIN_ORDER else (match.group(1), match.group(2))
+    if len(_DOMAIN_AND_NAME) < _MAX_TYPES:
+        _DOMAIN_AND_NAME[ce_type] = found
+    return found
+
+
+# The last event read: the projections of one event (entities, then the inbox) each ask for it. Holding
+# the envelope and message themselves keeps their identity meaningful; envelopes are frozen and the
+# projections never change a message, so the same objects mean the same event.
+_last: tuple[EventEnvelope, Message, str, DomainEvent | None] | None = None
+
+
 def domain_event(envelope: EventEnvelope, message: Message) -> DomainEvent | None:
-    """The event as the rules read it, or None when it is no domain's (the hub's own events)."""
-    match = _TYPE.match(envelope.type)
-    if match is None or match.group(1) not in DOMAIN_ORDER:
-        return None
-    at = envelope.time if envelope.time.tzinfo else envelope.time.replace(tzinfo=UTC)
-    return DomainEvent(
-        domain=match.group(1),
-        name=match.group(2),
-        ce_type=envelope.type,
-        event_id=envelope.id,
-        at=at,
-        fields=fields_of(message),
-    )
+    """The event as the rules read it, or None when it is no domain's (the hub's own events).
+
+    Asked again for the same envelope and message objects (the next projection of the same event), the
+    first answer is returned; its fields must not be changed (nothing does)."""
+    global _last  # noqa: PLW0603 - a one-entry memo, replaced whole (a tuple), so threads see one or the other
+    last = _last
+    if last is not None and last[0] is envelope and last[1] is message and last[2] == envelope.id:
+        return last[3]
+    found = _domain_and_name(envelope.type)
+    event = None
+    if found is not None:
+        at = envelope.time if envelope.time.tzinfo else envelope.time.replace(tzinfo=UTC)
+        # By position (domain, name, ce_type, event_id, at, fields): cheaper than by keyword.
+        event = DomainEvent(found[0], found[1], envelope.type, envelope.id, at, fields_of(message))
+    _last = (envelope, message, envelope.id, event)
+    return event
 
 
 # ---------------------------------------------------------------------------------------------------

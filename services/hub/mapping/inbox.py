@@ -272,10 +272,25 @@ _BY_DOMAIN: dict[str, Callable[[Message, EventEnvelope], Signal | None]] = {
 }
 
 
-def signal_of(envelope: EventEnvelope, message: Message) -> Signal | None:
-    """What a domain event means to the inbox, or None when nothing (most events)."""
+_Reader = Callable[[Message, EventEnvelope], Signal | None]
+# The reader of each message class, found from its full name once (a replay reads millions of events).
+_READER_OF: dict[type[Message], _Reader | None] = {}
+
+
+def _reader_of(message: Message) -> _Reader | None:
+    try:
+        return _READER_OF[type(message)]
+    except KeyError:
+        pass
     parts = message.DESCRIPTOR.full_name.split(".")
     reader = _BY_DOMAIN.get(parts[1]) if len(parts) > 2 else None
+    _READER_OF[type(message)] = reader
+    return reader
+
+
+def signal_of(envelope: EventEnvelope, message: Message) -> Signal | None:
+    """What a domain event means to the inbox, or None when nothing (most events)."""
+    reader = _reader_of(message)
     return None if reader is None else reader(message, envelope)
 
 
