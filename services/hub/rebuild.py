@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from google.protobuf.message import Message
@@ -33,8 +33,9 @@ from psycopg import sql
 from tqdm import tqdm
 
 from services.hub.bootstrap import MIGRATIONS, PROJECTION_CONSUMER, config_of
-from services.hub.projections import projectors
+from services.hub.projections import Projector, projectors
 from services.hub.repository import HubRepository
+from services.hub.repository.memory import MemoryHub
 from services.hub.settings import HubSettings
 from services.hub.usecases.common import HubContext, HubTx
 from services.platform.db import owner_role, set_up_database
@@ -74,6 +75,7 @@ _SAMPLE_ROWS = 5
 log = get_logger()
 
 Echo = Callable[[str], None]
+Engine = Literal["memory", "sql"]
 
 
 class RebuildError(RuntimeError):
@@ -164,9 +166,14 @@ def replay(
     batch_size: int = _DEFAULT_BATCH,
     progress: bool = True,
     echo: Echo = _echo_stderr,
+    engine: Engine = "memory",
 ) -> Replay:
     """Provision ``<hub>_rb_<id>``, snapshot the input topics' end offsets and replay everything before
-    them through the hub's projectors into it. On failure the fresh schema is dropped again."""
+    them through the hub's projectors into it. On failure the fresh schema is dropped again.
+
+    ``engine``: "memory" folds in memory and writes each table once (the fast way); "sql" applies each
+    batch with SQL as the live consumer does (what memory falls back to; kept to check one against the
+    other)."""
     from kafka import KafkaConsumer, TopicPartition
 
     rebuild_id = rebuild_id or secrets.token_hex(4)
@@ -204,7 +211,8 @@ def replay(
                 conn.execute("SET synchronous_commit = off")
                 conn.commit()
                 pending = [tp for tp in partitions if ends[tp] > starts[tp]]
-                _replay_into(conn, settings, consumer, pending, ends, result, total, batch_size, progress)
+                source = _Source(consumer, pending, ends, total, batch_size, progress)
+                _replay_into(conn, settings, source, result, engine, echo)
         except BaseException:
             drop_rebuild(settings, rebuild_id)
             raise
@@ -227,58 +235,172 @@ def replay(
     return result
 
 
-def _replay_into(  # noqa: PLR0917 - the replay's state, in one place
+@dataclass(slots=True)
+class _Source:
+    """The records a replay reads: the consumer, the partitions with records and where they end."""
+
+    consumer: Any
+    pending: list[Any]
+    ends: dict[Any, int]
+    total: int
+    batch_size: int
+    progress: bool
+
+    def batches(self, desc: str) -> Iterator[list[Any]]:
+        """Every record before the snapshot's end offsets, from the beginning, in polled batches."""
+        consumer, pending = self.consumer, self.pending
+        consumer.assign(pending)
+        consumer.seek_to_beginning(*pending)
+        consumer.resume(*pending)
+        remaining = set(pending)
+        batch: list[Any] = []
+        with tqdm(
+            total=self.total,
+            unit="ev",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=not self.progress,
+            desc=desc,
+        ) as bar:
+            while remaining:
+                polled = consumer.poll(timeout_ms=_POLL_MS, max_records=self.batch_size)
+                for tp, records in polled.items():
+                    end = self.ends[tp]
+                    batch.extend(record for record in records if record.offset < end)
+                for tp in list(remaining):
+                    if consumer.position(tp) >= self.ends[tp]:
+                        remaining.discard(tp)
+                done = [tp for tp in pending if tp not in remaining]
+                if done:
+                    consumer.pause(*done)
+                if len(batch) >= self.batch_size or (batch and not remaining):
+                    yield batch
+                    bar.update(len(batch))
+                    batch = []
+
+
+def _replay_into(  # noqa: PLR0917 - the replay's parts, in one place
     conn: psycopg.Connection[Any],
     settings: HubSettings,
-    consumer: Any,
-    pending: list[Any],
-    ends: dict[Any, int],
+    source: _Source,
     result: Replay,
-    total: int,
-    batch_size: int,
-    progress: bool,
+    engine: Engine,
+    echo: Echo,
 ) -> None:
-    ctx = HubContext(
+    """Fold everything in memory and write each table once (repository/memory); if a projection fails
+    on an event, which memory cannot undo, replay again through the SQL path, which can."""
+    steps = projectors(_context(settings))
+    if not source.pending:
+        return
+    started = time.monotonic()
+    if engine == "sql":
+        _replay_sql(conn, steps, source, result)
+    else:
+        try:
+            store, applied = _fold_all(steps, source, result)
+        except _ProjectionFailedError as failure:
+            log.warning(
+                "hub_rebuild_memory_fold_abandoned",
+                event_id=failure.event_id,
+                type=failure.ce_type,
+                error=str(failure.__cause__),
+            )
+            echo(
+                f"rebuild {result.rebuild_id}: a projection failed on event {failure.event_id}"
+                f" ({failure.ce_type}) while folding in memory, which cannot undo half an event;"
+                " replaying again through SQL, which can (slower)"
+            )
+            result.records = result.applied = result.duplicates = result.skipped = 0
+            _replay_sql(conn, steps, source, result)
+        else:
+            _write(conn, store, applied)
+    result.seconds = time.monotonic() - started
+
+
+def _context(settings: HubSettings) -> HubContext:
+    return HubContext(
         uow=_NoUnitOfWork(),
         config=config_of(settings),
         peers={},
         outbox=None,  # a rebuild tells nobody: the hub's own topic already holds what it published
         events_topic=settings.hub_events_topic,
     )
-    steps = projectors(ctx)
+
+
+def _fold_all(steps: Sequence[Projector], source: _Source, result: Replay) -> tuple[MemoryHub, list[str]]:
+    store = MemoryHub()
+    applied: list[str] = []
+    seen: set[str] = set()
+    for batch in source.batches("replay"):
+        _fold(store, steps, batch, result, applied, seen)
+    return store, applied
+
+
+class _ProjectionFailedError(Exception):
+    def __init__(self, envelope: EventEnvelope) -> None:
+        super().__init__(f"a projection failed on event {envelope.id} ({envelope.type})")
+        self.event_id, self.ce_type = envelope.id, envelope.type
+
+
+def _fold(  # noqa: PLR0917
+    store: MemoryHub,
+    steps: Sequence[Projector],
+    records: Sequence[Any],
+    result: Replay,
+    applied: list[str],
+    seen: set[str],
+) -> None:
+    """Apply a batch to the in-memory tables, each event id once (as processed_events would)."""
+    result.records += len(records)
+    for record in records:
+        try:
+            envelope = envelope_from_record(record)
+            message = decode_payload(envelope.type, envelope.payload)
+        except EnvelopeError:
+            result.skipped += 1
+            continue
+        if envelope.id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(envelope.id)
+        try:
+            for step in steps:
+                step(store, envelope, message)
+        except Exception as error:
+            raise _ProjectionFailedError(envelope) from error
+        applied.append(envelope.id)
+        result.applied += 1
+
+
+def _write(conn: psycopg.Connection[Any], store: MemoryHub, applied: Sequence[str]) -> None:
+    """Every table of the fold with one COPY each, in one transaction."""
+    tables = store.tables()
+    with conn.transaction(), conn.cursor() as cur:
+        with cur.copy("COPY processed_events (consumer, event_id) FROM STDIN") as copy:
+            for event_id in applied:
+                copy.write_row((PROJECTION_CONSUMER, event_id))
+        for table, (columns, rows) in tables.items():
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            )
+            with cur.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+
+def _replay_sql(
+    conn: psycopg.Connection[Any], steps: Sequence[Projector], source: _Source, result: Replay
+) -> None:
+    """The slow path: each batch applied with SQL as the live consumer applies a poll."""
     repo = HubRepository(conn)
-    if not pending:
-        return
-    consumer.assign(pending)
-    consumer.seek_to_beginning(*pending)
-    remaining = set(pending)
-    batch: list[Any] = []
-    started = time.monotonic()
-    with tqdm(
-        total=total, unit="ev", unit_scale=True, file=sys.stderr, disable=not progress, desc="replay"
-    ) as bar:
-        while remaining:
-            polled = consumer.poll(timeout_ms=_POLL_MS, max_records=batch_size)
-            for tp, records in polled.items():
-                end = ends[tp]
-                batch.extend(record for record in records if record.offset < end)
-            for tp in list(remaining):
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            done = [tp for tp in pending if tp not in remaining]
-            if done:
-                consumer.pause(*done)
-            if len(batch) >= batch_size or (batch and not remaining):
-                _apply(conn, repo, steps, batch, result)
-                bar.update(len(batch))
-                batch = []
-    result.seconds = time.monotonic() - started
+    for batch in source.batches("replay (SQL)"):
+        _apply(conn, repo, steps, batch, result)
 
 
 def _apply(
     conn: psycopg.Connection[Any],
     repo: HubRepository,
-    steps: Sequence[Callable[[HubRepository, EventEnvelope, Message], None]],
+    steps: Sequence[Projector],
     records: Sequence[Any],
     result: Replay,
 ) -> None:
@@ -326,7 +448,7 @@ def _apply(
 def _apply_one(  # noqa: PLR0917
     conn: psycopg.Connection[Any],
     repo: HubRepository,
-    steps: Sequence[Callable[[HubRepository, EventEnvelope, Message], None]],
+    steps: Sequence[Projector],
     envelope: EventEnvelope,
     message: Message,
     result: Replay,

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from google.protobuf.message import Message
 
 from services.hub.projections import dashboard, entities, inbox
-from services.hub.repository import HubRepository
+from services.hub.repository.store import ProjectionStore
 from services.hub.usecases.common import HubContext
 from services.platform.kafka import EventEnvelope
 
 __all__ = ["Projector", "projectors"]
 
-Projector = Callable[[HubRepository, EventEnvelope, Message], None]
+Projector = Callable[[ProjectionStore, EventEnvelope, Message], None]
 
 
 def projectors(ctx: HubContext) -> Sequence[Projector]:

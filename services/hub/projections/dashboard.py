@@ -17,7 +17,7 @@ from cityhub.safety.v1 import events_pb2 as safety_events
 from google.protobuf.message import Message
 
 from services.hub.domain.dashboard import Fact, Metric, local_day
-from services.hub.repository import HubRepository
+from services.hub.repository.store import ProjectionStore
 from services.hub.usecases.common import HubContext
 from services.platform.kafka import EventEnvelope
 
@@ -25,10 +25,10 @@ __all__ = ["projector"]
 
 _ENTERPRISE, _SITE, _KITCHEN, _APPLICATION = "ENTERPRISE", "SITE", "KITCHEN", "APPLICATION"
 
-Step = Callable[[HubRepository, EventEnvelope, Any], None]
+Step = Callable[[ProjectionStore, EventEnvelope, Any], None]
 
 
-def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Message], None]:
+def projector(ctx: HubContext) -> Callable[[ProjectionStore, EventEnvelope, Message], None]:
     zone = ctx.config.zone
 
     def fact(
@@ -45,13 +45,13 @@ def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Messag
             event_id=envelope.id,
         )
 
-    def enterprise_onboarded(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def enterprise_onboarded(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         repo.record_fact(fact(env, Metric.ENTERPRISES, m.credit_code, ref=(_ENTERPRISE, m.credit_code)))
 
-    def device_registered(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def device_registered(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         repo.record_fact(fact(env, Metric.DEVICES_CONNECTED, m.device_id, ref=(_ENTERPRISE, m.credit_code)))
 
-    def utilisation_rolled_up(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def utilisation_rolled_up(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         # The hour the figures describe decides the day (a summary of 23:00 is published after midnight).
         hour = m.hour_started_at.ToDatetime(tzinfo=UTC) if m.HasField("hour_started_at") else env.time
         repo.record_device_hour(
@@ -65,33 +65,33 @@ def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Messag
             event_id=env.id,
         )
 
-    def alert_raised(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def alert_raised(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         repo.record_fact(fact(env, Metric.WARNINGS_RAISED, m.alert_id, ref=(_SITE, m.site_id)))
 
-    def alert_resolved(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def alert_resolved(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         # Safety sets joint_response only for an alert resolved (not a false alarm) with two kinds of units.
         if m.joint_response:
             repo.record_fact(fact(env, Metric.JOINT_RESPONSES, m.alert_id, ref=(_SITE, m.site_id)))
 
-    def kitchen_registered(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def kitchen_registered(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         repo.record_fact(
             fact(env, Metric.KITCHENS_EQUIPPED, m.kitchen_id, town=m.town, ref=(_KITCHEN, m.kitchen_id))
         )
 
-    def morning_check_failed(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def morning_check_failed(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         key = m.check_id or env.id
         repo.record_fact(fact(env, Metric.MORNING_CHECKS_FAILED, key, ref=(_KITCHEN, m.kitchen_id)))
 
-    def cold_chain_alert(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def cold_chain_alert(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         key = m.alert_id or env.id
         repo.record_fact(fact(env, Metric.COLD_CHAIN_ALERTS, key, ref=(_KITCHEN, m.kitchen_id)))
 
-    def membership_approved(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def membership_approved(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         repo.record_fact(
             fact(env, Metric.MEMBERS_JOINED, m.membership_id, town=m.town, ref=(_ENTERPRISE, m.credit_code))
         )
 
-    def membership_ended(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def membership_ended(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         # A member leaves the town it joined in: both events are keyed by the chamber, so the approval
         # (same partition) is already there.
         joined = repo.dashboard_fact(Metric.MEMBERS_JOINED, m.membership_id)
@@ -100,10 +100,10 @@ def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Messag
             fact(env, Metric.MEMBERS_LEFT, m.membership_id, town=town, ref=(_ENTERPRISE, m.credit_code))
         )
 
-    def application_filed(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def application_filed(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         repo.record_fact(fact(env, Metric.APPLICATIONS_FILED, m.application_no, ref=_applicant(m)))
 
-    def application_completed(repo: HubRepository, env: EventEnvelope, m: Any) -> None:
+    def application_completed(repo: ProjectionStore, env: EventEnvelope, m: Any) -> None:
         # Counted where it was filed (every event of an application is keyed by its number: same partition).
         filed = repo.dashboard_fact(Metric.APPLICATIONS_FILED, m.application_no)
         ref = (filed.ref_kind, filed.ref_id) if filed is not None else (_APPLICATION, m.application_no)
@@ -126,7 +126,7 @@ def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Messag
         _name(govservice_events.ApplicationCompleted): application_completed,
     }
 
-    def project(repo: HubRepository, envelope: EventEnvelope, message: Message) -> None:
+    def project(repo: ProjectionStore, envelope: EventEnvelope, message: Message) -> None:
         step = steps.get(envelope.type)
         if step is not None:
             step(repo, envelope, message)

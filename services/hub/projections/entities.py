@@ -11,14 +11,14 @@ from google.protobuf.message import Message
 
 from services.hub.domain.entities import DOMAIN_ORDER, EntityKind, apply_part, resolve
 from services.hub.mapping.entities import domain_event
-from services.hub.repository import HubRepository
+from services.hub.repository.store import ProjectionStore
 from services.hub.usecases.common import HubContext
 from services.platform.kafka import EventEnvelope
 
 __all__ = ["project_event", "projector"]
 
 
-def project_event(repo: HubRepository, envelope: EventEnvelope, message: Message) -> None:
+def project_event(repo: ProjectionStore, envelope: EventEnvelope, message: Message) -> None:
     event = domain_event(envelope, message)
     if event is None or event.domain not in DOMAIN_ORDER:
         return
@@ -54,6 +54,6 @@ def project_event(repo: HubRepository, envelope: EventEnvelope, message: Message
         )
 
 
-def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Message], None]:
+def projector(ctx: HubContext) -> Callable[[ProjectionStore, EventEnvelope, Message], None]:
     del ctx
     return project_event

@@ -58,7 +58,7 @@ from services.hub.domain.inbox import (
 )
 from services.hub.mapping import inbox as mapping
 from services.hub.mapping.entities import domain_event
-from services.hub.repository import HubRepository
+from services.hub.repository.store import ProjectionStore
 from services.hub.usecases.common import HubContext, derived_id
 from services.platform.kafka import EventEnvelope
 from services.platform.logs import get_logger
@@ -84,7 +84,7 @@ def event_uuid(*parts: str) -> str:
 class _Subjects:
     """The entities of items, read once per correlation run (names, locations, links)."""
 
-    def __init__(self, repo: HubRepository) -> None:
+    def __init__(self, repo: ProjectionStore) -> None:
         self._repo = repo
         self._entities: dict[Key, EntityRow | None] = {}
         self._links: dict[Key, dict[Key, LinkRow]] = {}
@@ -111,7 +111,7 @@ class _InboxProjection:
 
     # --- dispatch ---------------------------------------------------------------------------------------
 
-    def __call__(self, repo: HubRepository, envelope: EventEnvelope, message: Message) -> None:
+    def __call__(self, repo: ProjectionStore, envelope: EventEnvelope, message: Message) -> None:
         if envelope.type in mapping.HUB_INBOX_EVENTS:
             self._hub_event(repo, envelope.id, message, mapping.hub_event_time(message, envelope))
             return
@@ -140,7 +140,9 @@ class _InboxProjection:
     def _live(self) -> bool:
         return self._ctx.outbox is not None
 
-    def _publish(self, repo: HubRepository, key: str, message: Message, event_id: str, at: datetime) -> None:
+    def _publish(
+        self, repo: ProjectionStore, key: str, message: Message, event_id: str, at: datetime
+    ) -> None:
         if self._ctx.outbox is not None:
             repo.publish_inbox_event(
                 self._ctx.outbox,
@@ -151,11 +153,11 @@ class _InboxProjection:
                 time=at,
             )
 
-    def _notify(self, repo: HubRepository, item_id: str, change: ItemChange) -> None:
+    def _notify(self, repo: ProjectionStore, item_id: str, change: ItemChange) -> None:
         if self._live:
             repo.notify_inbox_change(item_id, change.value)
 
-    def _refresh(self, repo: HubRepository, item_id: str) -> InboxItem | None:
+    def _refresh(self, repo: ProjectionStore, item_id: str) -> InboxItem | None:
         """Recompute the item from its facts and tell the watchers what changed."""
         before, after = repo.refresh_inbox_item(item_id)
         if before is None or after is None:
@@ -168,7 +170,7 @@ class _InboxProjection:
 
     # --- a domain raised something ----------------------------------------------------------------------
 
-    def _raised(self, repo: HubRepository, event_id: str, raised: Raised) -> set[str]:
+    def _raised(self, repo: ProjectionStore, event_id: str, raised: Raised) -> set[str]:
         # Fixed buckets, not a window anchored at the first arrival (domain/inbox.py says why).
         bucket = bucket_start(raised.at, self._window)
         item_id = derived_id(
@@ -215,7 +217,7 @@ class _InboxProjection:
 
     # --- the domain moved a source on -------------------------------------------------------------------
 
-    def _source_signal(self, repo: HubRepository, kind: ItemKind, signal: SourceSignal) -> set[str]:
+    def _source_signal(self, repo: ProjectionStore, kind: ItemKind, signal: SourceSignal) -> set[str]:
         # Recorded whether or not an item holds the source yet: it applies when one does.
         if not repo.add_inbox_source_signal(kind, signal):
             return set()
@@ -226,7 +228,7 @@ class _InboxProjection:
 
     # --- the hub's own events ---------------------------------------------------------------------------
 
-    def _hub_event(self, repo: HubRepository, event_id: str, message: Message, at: datetime) -> None:
+    def _hub_event(self, repo: ProjectionStore, event_id: str, message: Message, at: datetime) -> None:
         item_id = str(getattr(message, "item_id", ""))
         if not item_id:
             return
@@ -254,10 +256,12 @@ class _InboxProjection:
     # --- entities that changed ---------------------------------------------------------------------------
 
     def _items_at_entities_changed_by(
-        self, repo: HubRepository, envelope: EventEnvelope, message: Message
+        self, repo: ProjectionStore, envelope: EventEnvelope, message: Message
     ) -> set[str]:
         """The items whose correlation the entities projection may just have changed: at an entity this
         event named, located or linked (a link added after the items opened joins them)."""
+        # The entities projection read this event just before: both calls hand back its reading (each
+        # keeps the last event's), so this costs no second parse or resolution.
         event = domain_event(envelope, message)
         if event is None:
             return set()
@@ -270,7 +274,7 @@ class _InboxProjection:
 
     # --- correlation ------------------------------------------------------------------------------------
 
-    def _correlate(self, repo: HubRepository, touched: Iterable[str], event_id: str) -> None:
+    def _correlate(self, repo: ProjectionStore, touched: Iterable[str], event_id: str) -> None:
         """Recompute the components of the touched items and of every item of their incidents now
         (``event_id``: the event that touched them)."""
         seeds = repo.inbox_items_by_ids(sorted(set(touched)))
@@ -294,7 +298,7 @@ class _InboxProjection:
         repo.drop_empty_inbox_incidents(sorted(stale))
 
     def _component(
-        self, repo: HubRepository, subjects: _Subjects, start: InboxItem
+        self, repo: ProjectionStore, subjects: _Subjects, start: InboxItem
     ) -> tuple[dict[str, InboxItem], set[str]]:
         window = self._correlation_window
         members = {start.item_id: start}
@@ -315,7 +319,7 @@ class _InboxProjection:
         return members, reasons
 
     def _write_component(
-        self, repo: HubRepository, members: dict[str, InboxItem], reasons: set[str], event_id: str
+        self, repo: ProjectionStore, members: dict[str, InboxItem], reasons: set[str], event_id: str
     ) -> None:
         ordered = sorted(members.values(), key=incident_key)
         if len(ordered) < 2:
@@ -382,5 +386,5 @@ class _InboxProjection:
         return distance_reason(metres) if metres <= self._distance else None
 
 
-def projector(ctx: HubContext) -> Callable[[HubRepository, EventEnvelope, Message], None]:
+def projector(ctx: HubContext) -> Callable[[ProjectionStore, EventEnvelope, Message], None]:
     return _InboxProjection(ctx)

@@ -13,7 +13,7 @@ from services.platform.repository import SqlPart
 
 __all__ = ["DashboardSql"]
 
-_PPM = 1_000_000
+PPM = 1_000_000
 
 # Of two events for one fact the earliest (at, event_id) wins, so the row does not depend on arrival order.
 _RECORD_FACT = """
@@ -116,8 +116,8 @@ class DashboardSql(SqlPart):
                 "hour": hour_started_at,
                 "day": day,
                 "credit_code": credit_code,
-                "availability": round(availability * _PPM),
-                "oee": round(oee * _PPM),
+                "availability": round(availability * PPM),
+                "oee": round(oee * PPM),
                 "at": at,
                 "event_id": event_id,
             },
@@ -166,6 +166,6 @@ class DashboardSql(SqlPart):
             return DeviceFigures()
         return DeviceFigures(
             reporting=int(row["reporting"]),
-            utilisation=float(row["availability"]) / _PPM,
-            oee=float(row["oee"]) / _PPM,
+            utilisation=float(row["availability"]) / PPM,
+            oee=float(row["oee"]) / PPM,
         )
