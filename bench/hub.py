@@ -84,6 +84,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rebuild-events", type=int, default=1_000_000, help="events replayed by the rebuild (default 1M)"
     )
+    parser.add_argument(
+        "--baseline-events",
+        type=int,
+        default=50_000,
+        help="events replayed by both engines side by side: in memory and the live consumer's SQL (50k)",
+    )
     parser.add_argument("--skip-latency", action="store_true", help="leave out the 360 latency runs")
     parser.add_argument("--skip-rebuild", action="store_true", help="leave out the rebuild run")
     parser.add_argument("--output", type=Path, default=None, help="JSON file (default: bench/results/...)")
@@ -101,6 +107,7 @@ def _apply_quick(args: argparse.Namespace) -> None:
     args.applications = min(args.applications, 10)
     args.background_rate = min(args.background_rate, 50.0)
     args.rebuild_events = min(args.rebuild_events, 50_000)
+    args.baseline_events = min(args.baseline_events, 5_000)
 
 
 # --- pure helpers (unit-tested in tests/unit/test_bench_hub.py) -------------------------------------------
@@ -195,6 +202,12 @@ def table(report: dict[str, Any]) -> str:
         )
         if rebuild.get("note"):
             lines.append(f"    {rebuild['note']}")
+        for run in rebuild.get("side_by_side", []):
+            how = "in memory, one COPY per table" if run["engine"] == "memory" else "SQL per event (live way)"
+            lines.append(
+                f"    side by side, {run['events']:,} events, {how}: {run['seconds']:.1f} s ="
+                f" {run['events_per_s']:,.0f} events/s"
+            )
     lines += verdicts(report)
     return "\n".join(lines)
 
@@ -1074,7 +1087,7 @@ def write_rebuild_topics(
     return head + events, time.monotonic() - began
 
 
-def run_rebuild(stack: Stack, topics: dict[str, str]) -> dict[str, Any]:
+def run_rebuild(stack: Stack, topics: dict[str, str], engine: str = "memory") -> dict[str, Any]:
     """The hub's replay (services/hub/rebuild.py, what `cityhub hub rebuild` runs before it compares and
     swaps) over ``topics`` into a fresh schema, in this process; the fresh schema is dropped afterwards."""
     from services.hub import rebuild
@@ -1091,7 +1104,12 @@ def run_rebuild(stack: Stack, topics: dict[str, str]) -> dict[str, Any]:
         **{f"hub_{d}_events_topic": topics[d] for d in DOMAINS},
     )
     began = time.monotonic()
-    result = rebuild.replay(settings, progress=False, echo=lambda line: print(f"  {line}", flush=True))
+    result = rebuild.replay(
+        settings,
+        progress=False,
+        echo=lambda line: print(f"  {line}", flush=True),
+        engine="sql" if engine == "sql" else "memory",
+    )
     wall = time.monotonic() - began
     try:
         return {
@@ -1104,6 +1122,49 @@ def run_rebuild(stack: Stack, topics: dict[str, str]) -> dict[str, Any]:
         }
     finally:
         rebuild.drop_rebuild(settings, result.rebuild_id)
+
+
+def _rebuild_runs(
+    stack: Stack, topics: dict[str, str], baseline_topics: dict[str, str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The rebuild over ``--rebuild-events``, and both engines side by side over ``--baseline-events``
+    (the SQL one, the live consumer's way, is too slow for a million): the one idea measured is the fold
+    in memory with one COPY per table against a few SQL round trips per event."""
+    producers = 2
+    print(f"writing {args.rebuild_events:,} events for the rebuild ({producers} producers)", flush=True)
+    records, produce_s = write_rebuild_topics(stack.bootstrap, topics, args.rebuild_events, producers)
+    print(f"  {records:,} records in {produce_s:.1f} s; rebuilding", flush=True)
+    outcome = run_rebuild(stack, topics)
+    report: dict[str, Any] = {
+        "events": outcome["records"],
+        "written": records,
+        "applied": outcome["applied"],
+        "skipped": outcome["skipped"],
+        "seconds": round(outcome["seconds"], 2),
+        "events_per_s": round(outcome["records"] / max(outcome["seconds"], 1e-9), 1),
+        "wall_seconds": round(outcome["wall_seconds"], 2),
+        "produce_per_s": round(records / produce_s, 1),
+        "producers": producers,
+        "note": (
+            f"{outcome['applied']:,} applied, {outcome['skipped']:,} skipped; the replay timed"
+            f" (with provisioning the fresh schema: {outcome['wall_seconds']:.1f} s)"
+        ),
+        "side_by_side": [],
+    }
+    print(f"writing {args.baseline_events:,} events for the side-by-side run", flush=True)
+    write_rebuild_topics(stack.bootstrap, baseline_topics, args.baseline_events, producers)
+    for engine in ("memory", "sql"):
+        run = run_rebuild(stack, baseline_topics, engine)
+        report["side_by_side"].append(
+            {
+                "engine": engine,
+                "events": run["records"],
+                "applied": run["applied"],
+                "seconds": round(run["seconds"], 2),
+                "events_per_s": round(run["records"] / max(run["seconds"], 1e-9), 1),
+            }
+        )
+    return report
 
 
 # --- orchestration ----------------------------------------------------------------------------------------
@@ -1157,6 +1218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         token = issuer.issue(sub="bench-command-centre", roles=["district_operator"], ttl_s=7200)
         service_token = issuer.issue(sub="bench-loader", roles=["service"], ttl_s=7200)
         rebuild_topics = {d: f"cityhub.{d}.events.v1.rebuild-{suffix}" for d in (*DOMAINS, "hub")}
+        baseline_topics = {d: f"cityhub.{d}.events.v1.baseline-{suffix}" for d in (*DOMAINS, "hub")}
         schemas = [stack.schema(n) for n in (*DOMAINS, "hub")] + [f"hub_rebuild_{suffix}"]
         try:
             if not args.skip_latency:
@@ -1196,34 +1258,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             report["latency"].append(asdict(result))
                         report["background_events"] = background.sent
             if not args.skip_rebuild:
-                producers = 2
-                print(
-                    f"writing {args.rebuild_events:,} events for the rebuild ({producers} producers)",
-                    flush=True,
-                )
-                records, produce_s = write_rebuild_topics(
-                    bootstrap, rebuild_topics, args.rebuild_events, producers
-                )
-                print(f"  {records:,} records in {produce_s:.1f} s; rebuilding", flush=True)
-                outcome = run_rebuild(stack, rebuild_topics)
-                report["rebuild"] = {
-                    "events": outcome["records"],
-                    "written": records,
-                    "applied": outcome["applied"],
-                    "skipped": outcome["skipped"],
-                    "seconds": round(outcome["seconds"], 2),
-                    "events_per_s": round(outcome["records"] / max(outcome["seconds"], 1e-9), 1),
-                    "wall_seconds": round(outcome["wall_seconds"], 2),
-                    "produce_per_s": round(records / produce_s, 1),
-                    "producers": producers,
-                    "note": (
-                        f"{outcome['applied']:,} applied, {outcome['skipped']:,} skipped; the replay timed"
-                        f" (with provisioning the fresh schema: {outcome['wall_seconds']:.1f} s)"
-                    ),
-                }
+                report["rebuild"] = _rebuild_runs(stack, rebuild_topics, baseline_topics, args)
         finally:
             try:
-                _tidy(stack, [*stack.topics(), *rebuild_topics.values()], schemas)
+                _tidy(stack, [*stack.topics(), *rebuild_topics.values(), *baseline_topics.values()], schemas)
             except Exception as error:  # noqa: BLE001 - tidying up must not hide the results
                 print(f"warning: could not tidy up: {error}", file=sys.stderr)
     shutil.rmtree(workdir, ignore_errors=True)

@@ -52,6 +52,10 @@ def _report(p99: float, errors: int, rebuild_rate: float, events: int) -> dict[s
             "produce_per_s": 20_000.0,
             "producers": 2,
             "note": "",
+            "side_by_side": [
+                {"engine": "memory", "events": 50_000, "seconds": 2.5, "events_per_s": 20_000.0},
+                {"engine": "sql", "events": 50_000, "seconds": 100.0, "events_per_s": 500.0},
+            ],
         },
     }
 
@@ -76,4 +80,7 @@ def test_the_table_shows_every_run_and_the_verdicts() -> None:
     assert any(line.startswith("360 (projections)") and "8.0" in line for line in lines)
     assert any(line.startswith("360 detail (naive: asks domains)") and "2000.0" in line for line in lines)
     assert "rebuild: 1,000,700 events" in text
+    # The baseline beside it: the same records through both engines.
+    assert "side by side, 50,000 events, in memory, one COPY per table: 2.5 s = 20,000 events/s" in text
+    assert "side by side, 50,000 events, SQL per event (live way): 100.0 s = 500 events/s" in text
     assert text.rstrip().endswith("(60,000 events/s over 1,000,700)")
