@@ -479,11 +479,19 @@ def item_state(
 
 
 def may_correlate(a: InboxItem, b: InboxItem, window: timedelta) -> bool:
-    """Whether two items are close enough in time to correlate (a reason is still needed): opened within
-    ``window`` of each other, and the earlier one not resolved before the later one opened."""
-    early, late = sorted((a, b), key=incident_key)
-    if late.opened_at - early.opened_at > window:
+    """Whether two items are close enough in time to correlate (a reason is still needed): opened inside
+    the same fixed ``window`` (:func:`bucket_start`, as dedup), and the earlier one not resolved before the
+    later one opened.
+
+    The same window, not merely within ``window`` of each other: correlation is transitive, and pairs
+    within a window of each other chain — alerts every few minutes at neighbouring kitchens made one
+    incident spanning days, and every new item recomputed all of it. Inside one window an incident is
+    what the command centre means by one ("inside a window", issue 13), its size is bounded, and it is
+    still a function of the set of items. The price is the bucket's edge: two related alerts a minute
+    apart either side of it are two incidents."""
+    if bucket_start(a.opened_at, window) != bucket_start(b.opened_at, window):
         return False
+    early, late = sorted((a, b), key=incident_key)
     return early.resolved_at is None or early.resolved_at >= late.opened_at
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cityhub.hub.v1 import events_pb2 as hub_events
 from google.protobuf.message import Message
@@ -74,6 +74,7 @@ _CHANGE_OF_STATUS = {
     ItemStatus.OPEN: ItemChange.OPENED,
 }
 Key = tuple[str, str]
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def event_uuid(*parts: str) -> str:
@@ -306,7 +307,9 @@ class _InboxProjection:
         frontier = [start]
         while frontier:
             item = frontier.pop()
-            for other in repo.items_opened_between(item.opened_at - window, item.opened_at + window):
+            bucket = bucket_start(item.opened_at, window)
+            # Only the item's own window can hold a correlated item (may_correlate).
+            for other in repo.items_opened_between(bucket, bucket + window - _MICROSECOND):
                 if other.item_id == item.item_id or not may_correlate(item, other, window):
                     continue
                 reason = self._reason(subjects, item, other)

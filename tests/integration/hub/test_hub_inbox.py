@@ -266,7 +266,8 @@ def test_a_schools_cold_chain_alert_and_its_safety_alert_form_one_incident(hub: 
     )
     kitchen_id = _kitchen(hub, "Tongyu Street", site_id=site_id, location=school)
     hub.wait_applied(before + 2)
-    at = now() - timedelta(minutes=3)
+    # Both alerts inside one correlation window (30 min, fixed like the dedup buckets): its start.
+    at = bucket_start(now() - timedelta(minutes=3), timedelta(minutes=30))
     alert_id = uid("alr")
     hub.publish(
         safety_events.AlertRaised(

@@ -179,6 +179,23 @@ def test_correlation_in_time_is_symmetric_and_ignores_items_resolved_before() ->
     assert may_correlate(_opened("a", 0, resolved=25), b, window)
 
 
+def test_correlation_stays_inside_one_window_so_an_incident_cannot_chain_for_days() -> None:
+    window = timedelta(minutes=30)
+    # One every ten minutes: each within the window of the next, but a chain of them is not one incident.
+    chain = [_opened(f"i{k}", 10 * k) for k in range(12)]
+    together = [
+        (a.item_id, b.item_id) for a in chain for b in chain if a is not b and may_correlate(a, b, window)
+    ]
+    assert {frozenset(pair) for pair in together} == {
+        frozenset((f"i{3 * w + x}", f"i{3 * w + y}"))
+        for w in range(4)
+        for x in range(3)
+        for y in range(x + 1, 3)
+    }
+    # The price, at the window's edge: two minutes apart, either side of 08:30, are not correlated.
+    assert not may_correlate(_opened("a", 29), _opened("b", 31), window)
+
+
 # --- escalation schedule -------------------------------------------------------------------------------
 
 
