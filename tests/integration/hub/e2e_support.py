@@ -294,10 +294,6 @@ def start_world(
             **{f"hub_{name}_events_topic": d.events_topic for name, d in domains.items()},
             **{f"{name}_grpc_address": d.runtime.address for name, d in domains.items()},
             "peer_call_timeout_s": 2.0,
-            # The domains stamp their events with the wall clock: a correlation window of a day (fixed
-            # buckets, UTC days) keeps the story's alerts, seconds apart, from falling either side of a
-            # window's edge (domain.inbox.may_correlate) — unless the run straddles midnight UTC.
-            "hub_correlation_window_s": 86400.0,
             **(hub_overrides or {}),
         }
         settings = hub_settings(kafka_bootstrap, database_url, suffix, **values)

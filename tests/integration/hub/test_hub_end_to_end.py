@@ -67,6 +67,10 @@ HUB_OVERRIDES: dict[str, Any] = {
     "hub_reminder_interval_s": REMINDER_S,
     "hub_escalation_check_interval_s": 0.2,
     "hub_detail_timeout_s": 1.5,
+    # The domains stamp their events with the wall clock: a correlation window of a day (fixed windows,
+    # UTC days) keeps the story's alerts, minutes apart, from falling either side of a window's edge
+    # (domain.inbox.may_correlate) — unless the run straddles midnight UTC. The rebuild gets it too.
+    "hub_correlation_window_s": 86400.0,
 }
 TOWN = "Luqiao Street"
 SCHOOL_AT = common_pb2.GeoPoint(latitude=28.5801, longitude=121.3802)
