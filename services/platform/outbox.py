@@ -286,6 +286,18 @@ class OutboxRelay:
         OUTBOX_BACKLOG.labels(self._service).set(int(row[0]) if row else 0)
         self._last_backlog = now
 
+    def _count_backlog_while_failing(self) -> None:
+        """Keep the backlog gauge true while nothing can be published: a failed batch rolls back before
+        run_once counts, and a broker outage — when the backlog grows — would otherwise leave the gauge at
+        its last value (0 for a relay that was keeping up). Best effort: PostgreSQL may be what failed."""
+        if time.monotonic() - self._last_backlog < self._backlog_every_s:
+            return
+        try:
+            with self._pool.connection(timeout=2.0) as conn:
+                self._update_backlog(conn, force=True)
+        except Exception as error:  # noqa: BLE001 - the relay's own failure is what gets reported
+            log.debug("outbox_backlog_not_counted", error=str(error))
+
     def prune(self) -> int:
         """Delete rows sent longer ago than the retention, in bounded chunks; returns how many."""
         total = 0
@@ -334,6 +346,7 @@ class OutboxRelay:
                     if listener is not None and listener.broken:
                         listener.close()
                         listener = None
+                    self._count_backlog_while_failing()
                     backoff.wait(stop_event, delay)
                     continue
                 backoff.reset()

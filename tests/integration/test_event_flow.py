@@ -34,7 +34,13 @@ from services.platform.kafka import (
     make_producer,
     parse_ce_time,
 )
-from services.platform.outbox import OutboxRelay, add_event, notify_channel, start_relay_thread
+from services.platform.outbox import (
+    BackgroundRelay,
+    OutboxRelay,
+    add_event,
+    notify_channel,
+    start_relay_thread,
+)
 from services.platform.tracing import TraceContext, parse_traceparent, set_current_trace
 from tests.kafka_support import TopicReader, committed_offset, raw_producer, read_records, running
 from tests.support import unique_name, wait_until
@@ -697,3 +703,27 @@ def test_consumer_forgets_only_its_own_processed_ids_past_the_retention(
     finally:
         consumer.close()
     assert sorted(left) == sorted([(consumer.name, "recent"), ("someone-else", "old")])
+
+
+def test_the_backlog_gauge_counts_what_waits_while_nothing_can_be_published(
+    kafka_bootstrap: str, schema_pool: ConnectionPool, producer: Producer
+) -> None:
+    """A relay that cannot publish (here: its producer closed, as after a fatal client error) keeps
+    retrying, and the gauge shows the rows piling up — not the 0 it last read while it kept up."""
+    topic = new_topic(kafka_bootstrap, partitions=1)
+    service = unique_name("backlogtest")
+    relay = OutboxRelay(schema_pool, producer, service, poll_interval=0.05, backlog_every_s=0.1)
+    assert relay.run_once() == 0  # nothing waits: the gauge reads 0, as a relay keeping up leaves it
+    assert sample("cityhub_outbox_backlog", service=service) == 0
+    producer.close(timeout=5)
+    write_events(schema_pool, topic, counters=3, per_counter=4, per_transaction=6)
+    background = BackgroundRelay(relay, name="backlog-test-relay").start()
+    try:
+        wait_until(
+            lambda: sample("cityhub_outbox_backlog", service=service) == 12 or None,
+            timeout_s=20,
+            what="the backlog gauge to count the 12 unsent rows",
+        )
+    finally:
+        assert background.stop(), "the relay thread did not stop"
+    assert scalar(schema_pool, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 12
