@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from google.protobuf.message import Message
 
-from services.hub.projections import projectors
+from services.hub.projections import projector
 from services.hub.repository import HubRepository
 from services.hub.usecases.common import HubContext
 from services.platform.consumer import BatchHandler, Handler
@@ -20,24 +20,21 @@ __all__ = ["projection_batch_handler", "projection_handler"]
 
 def projection_handler(ctx: HubContext) -> Handler:
     """One event at a time (the platform's fallback when a poll fails, to isolate a poison event)."""
-    steps = projectors(ctx)
+    project = projector(ctx)
 
     def handle(conn: psycopg.Connection[Any], envelope: EventEnvelope, message: Message) -> None:
-        repo = HubRepository(conn)
-        for step in steps:
-            step(repo, envelope, message)
+        project(HubRepository(conn), envelope, message)
 
     return handle
 
 
 def projection_batch_handler(ctx: HubContext) -> BatchHandler:
     """A whole poll in one transaction, event by event in partition order."""
-    steps = projectors(ctx)
+    project = projector(ctx)
 
     def handle(conn: psycopg.Connection[Any], records: Sequence[tuple[EventEnvelope, Message]]) -> None:
         repo = HubRepository(conn)
         for envelope, message in records:
-            for step in steps:
-                step(repo, envelope, message)
+            project(repo, envelope, message)
 
     return handle

@@ -33,7 +33,7 @@ from psycopg import sql
 from tqdm import tqdm
 
 from services.hub.bootstrap import MIGRATIONS, PROJECTION_CONSUMER, config_of
-from services.hub.projections import Projector, projectors
+from services.hub.projections import Projector, projector
 from services.hub.repository import HubRepository
 from services.hub.repository.memory import MemoryHub
 from services.hub.settings import HubSettings
@@ -289,15 +289,15 @@ def _replay_into(  # noqa: PLR0917 - the replay's parts, in one place
 ) -> None:
     """Fold everything in memory and write each table once (repository/memory); if a projection fails
     on an event, which memory cannot undo, replay again through the SQL path, which can."""
-    steps = projectors(_context(settings))
+    project = projector(_context(settings))
     if not source.pending:
         return
     started = time.monotonic()
     if engine == "sql":
-        _replay_sql(conn, steps, source, result)
+        _replay_sql(conn, project, source, result)
     else:
         try:
-            store, applied = _fold_all(steps, source, result)
+            store, applied = _fold_all(project, source, result)
         except _ProjectionFailedError as failure:
             log.warning(
                 "hub_rebuild_memory_fold_abandoned",
@@ -311,7 +311,7 @@ def _replay_into(  # noqa: PLR0917 - the replay's parts, in one place
                 " replaying again through SQL, which can (slower)"
             )
             result.records = result.applied = result.duplicates = result.skipped = 0
-            _replay_sql(conn, steps, source, result)
+            _replay_sql(conn, project, source, result)
         else:
             _write(conn, store, applied)
     result.seconds = time.monotonic() - started
@@ -327,12 +327,12 @@ def _context(settings: HubSettings) -> HubContext:
     )
 
 
-def _fold_all(steps: Sequence[Projector], source: _Source, result: Replay) -> tuple[MemoryHub, list[str]]:
+def _fold_all(project: Projector, source: _Source, result: Replay) -> tuple[MemoryHub, set[str]]:
+    """The tables folded in memory, and the ids of the events applied (processed_events' rows)."""
     store = MemoryHub()
-    applied: list[str] = []
-    seen: set[str] = set()
+    applied: set[str] = set()
     for batch in source.batches("replay"):
-        _fold(store, steps, batch, result, applied, seen)
+        _fold(store, project, batch, result, applied)
     return store, applied
 
 
@@ -342,37 +342,38 @@ class _ProjectionFailedError(Exception):
         self.event_id, self.ce_type = envelope.id, envelope.type
 
 
-def _fold(  # noqa: PLR0917
-    store: MemoryHub,
-    steps: Sequence[Projector],
-    records: Sequence[Any],
-    result: Replay,
-    applied: list[str],
-    seen: set[str],
+def _fold(
+    store: MemoryHub, project: Projector, records: Sequence[Any], result: Replay, applied: set[str]
 ) -> None:
     """Apply a batch to the in-memory tables, each event id once (as processed_events would)."""
-    result.records += len(records)
-    for record in records:
-        try:
-            envelope = envelope_from_record(record)
-            message = decode_payload(envelope.type, envelope.payload)
-        except EnvelopeError:
-            result.skipped += 1
-            continue
-        if envelope.id in seen:
+    decoded = _decoded(records, result)
+    for envelope, message in decoded:
+        if envelope.id in applied:
             result.duplicates += 1
             continue
-        seen.add(envelope.id)
+        applied.add(envelope.id)
         try:
-            for step in steps:
-                step(store, envelope, message)
+            project(store, envelope, message)
         except Exception as error:
             raise _ProjectionFailedError(envelope) from error
-        applied.append(envelope.id)
         result.applied += 1
 
 
-def _write(conn: psycopg.Connection[Any], store: MemoryHub, applied: Sequence[str]) -> None:
+def _decoded(records: Sequence[Any], result: Replay) -> list[tuple[EventEnvelope, Message]]:
+    """The batch's records read as events; one that is not an event is counted skipped (the live
+    consumer dead-letters it)."""
+    result.records += len(records)
+    decoded: list[tuple[EventEnvelope, Message]] = []
+    for record in records:
+        try:
+            envelope = envelope_from_record(record)
+            decoded.append((envelope, decode_payload(envelope.type, envelope.payload)))
+        except EnvelopeError:
+            result.skipped += 1
+    return decoded
+
+
+def _write(conn: psycopg.Connection[Any], store: MemoryHub, applied: set[str]) -> None:
     """Every table of the fold with one COPY each, in one transaction."""
     tables = store.tables()
     with conn.transaction(), conn.cursor() as cur:
@@ -388,33 +389,24 @@ def _write(conn: psycopg.Connection[Any], store: MemoryHub, applied: Sequence[st
                     copy.write_row(row)
 
 
-def _replay_sql(
-    conn: psycopg.Connection[Any], steps: Sequence[Projector], source: _Source, result: Replay
-) -> None:
+def _replay_sql(conn: psycopg.Connection[Any], project: Projector, source: _Source, result: Replay) -> None:
     """The slow path: each batch applied with SQL as the live consumer applies a poll."""
     repo = HubRepository(conn)
     for batch in source.batches("replay (SQL)"):
-        _apply(conn, repo, steps, batch, result)
+        _apply(conn, repo, project, batch, result)
 
 
 def _apply(
     conn: psycopg.Connection[Any],
     repo: HubRepository,
-    steps: Sequence[Projector],
+    project: Projector,
     records: Sequence[Any],
     result: Replay,
 ) -> None:
     """One batch as the live consumer applies a poll: new ids into processed_events and the projections
     in one transaction; a record that does not decode, or that a projection fails on, is left out (the
     live consumer dead-letters it) — found one by one when the batch as a whole fails."""
-    result.records += len(records)
-    decoded: list[tuple[EventEnvelope, Message]] = []
-    for record in records:
-        try:
-            envelope = envelope_from_record(record)
-            decoded.append((envelope, decode_payload(envelope.type, envelope.payload)))
-        except EnvelopeError:
-            result.skipped += 1
+    decoded = _decoded(records, result)
     try:
         with conn.transaction():
             ids = list(dict.fromkeys(envelope.id for envelope, _ in decoded))
@@ -431,8 +423,7 @@ def _apply(
                 if envelope.id not in fresh_ids:
                     continue
                 fresh_ids.discard(envelope.id)  # a repeat within the batch counts once
-                for step in steps:
-                    step(repo, envelope, message)
+                project(repo, envelope, message)
                 applied += 1
         result.applied += applied
         result.duplicates += len(decoded) - applied
@@ -442,13 +433,13 @@ def _apply(
         log.warning("hub_rebuild_batch_failed_applying_one_by_one", error=str(error))
         with conn.transaction():
             for envelope, message in decoded:
-                _apply_one(conn, repo, steps, envelope, message, result)
+                _apply_one(conn, repo, project, envelope, message, result)
 
 
 def _apply_one(  # noqa: PLR0917
     conn: psycopg.Connection[Any],
     repo: HubRepository,
-    steps: Sequence[Projector],
+    project: Projector,
     envelope: EventEnvelope,
     message: Message,
     result: Replay,
@@ -462,8 +453,7 @@ def _apply_one(  # noqa: PLR0917
             if inserted == 0:
                 result.duplicates += 1
                 return
-            for step in steps:
-                step(repo, envelope, message)
+            project(repo, envelope, message)
         result.applied += 1
     except psycopg.OperationalError:
         raise

@@ -350,19 +350,10 @@ def _resolved(
 
 
 # A mention that says nothing but the entity (most events' only one), shared: Mentions are frozen, and a
-# replay would otherwise make one per event. Bounded: emptied when full.
-_BARE: dict[tuple[EntityKind, str], Mention] = {}
-_MAX_BARE = 1 << 16
-
-
+# replay would otherwise make one per event.
+@functools.lru_cache(maxsize=1 << 16)
 def _bare(kind: EntityKind, id_: str) -> Mention:
-    key = (kind, id_)
-    mention = _BARE.get(key)
-    if mention is None:
-        if len(_BARE) >= _MAX_BARE:
-            _BARE.clear()
-        mention = _BARE[key] = Mention(kind, id_)
-    return mention
+    return Mention(kind, id_)
 
 
 def _safety(event: DomainEvent) -> Resolution:
@@ -580,24 +571,10 @@ _RESOLVERS: Mapping[str, Callable[[DomainEvent], Resolution]] = {
 }
 
 
-# The last event resolved: the entities projection and then the inbox's resolve the same event object.
-# Holding the event keeps its identity meaningful; a DomainEvent is frozen and no rule changes its fields.
-_last: tuple[DomainEvent, str, Resolution] | None = None
-
-
 def resolve(event: DomainEvent) -> Resolution:
-    """The entities an event concerns, what it says about them, the links it makes and its summary.
-
-    Asked again for the same event object (the next projection of the same event), the first answer is
-    returned (a Resolution is immutable)."""
-    global _last  # noqa: PLW0603 - a one-entry memo, replaced whole (a tuple), so threads see one or the other
-    last = _last
-    if last is not None and last[0] is event and last[1] == event.event_id:
-        return last[2]
+    """The entities an event concerns, what it says about them, the links it makes and its summary."""
     resolver = _RESOLVERS.get(event.domain)
-    found = Resolution() if resolver is None else resolver(event)
-    _last = (event, event.event_id, found)
-    return found
+    return Resolution() if resolver is None else resolver(event)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ requests into commands, rows into Entity / Link / Part / TimelineEntry messages.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -196,44 +197,20 @@ def fields_of(message: Message) -> dict[str, Any]:
     return out
 
 
-_DOMAIN_AND_NAME: dict[str, tuple[str, str] | None] = {}
-
-
+@functools.lru_cache(maxsize=_MAX_TYPES)
 def _domain_and_name(ce_type: str) -> tuple[str, str] | None:
-    try:
-        return _DOMAIN_AND_NAME[ce_type]
-    except KeyError:
-        pass
     match = _TYPE.match(ce_type)
-    found = None if match is None or match.group(1) not in DOMAIN_ORDER else (match.group(1), match.group(2))
-    if len(_DOMAIN_AND_NAME) < _MAX_TYPES:
-        _DOMAIN_AND_NAME[ce_type] = found
-    return found
-
-
-# The last event read: the projections of one event (entities, then the inbox) each ask for it. Holding
-# the envelope and message themselves keeps their identity meaningful; envelopes are frozen and the
-# projections never change a message, so the same objects mean the same event.
-_last: tuple[EventEnvelope, Message, str, DomainEvent | None] | None = None
+    return None if match is None or match.group(1) not in DOMAIN_ORDER else (match.group(1), match.group(2))
 
 
 def domain_event(envelope: EventEnvelope, message: Message) -> DomainEvent | None:
-    """The event as the rules read it, or None when it is no domain's (the hub's own events).
-
-    Asked again for the same envelope and message objects (the next projection of the same event), the
-    first answer is returned; its fields must not be changed (nothing does)."""
-    global _last  # noqa: PLW0603 - a one-entry memo, replaced whole (a tuple), so threads see one or the other
-    last = _last
-    if last is not None and last[0] is envelope and last[1] is message and last[2] == envelope.id:
-        return last[3]
+    """The event as the rules read it, or None when it is no domain's (the hub's own events)."""
     found = _domain_and_name(envelope.type)
-    event = None
-    if found is not None:
-        at = envelope.time if envelope.time.tzinfo else envelope.time.replace(tzinfo=UTC)
-        # By position (domain, name, ce_type, event_id, at, fields): cheaper than by keyword.
-        event = DomainEvent(found[0], found[1], envelope.type, envelope.id, at, fields_of(message))
-    _last = (envelope, message, envelope.id, event)
-    return event
+    if found is None:
+        return None
+    at = envelope.time if envelope.time.tzinfo else envelope.time.replace(tzinfo=UTC)
+    # By position (domain, name, ce_type, event_id, at, fields): cheaper than by keyword.
+    return DomainEvent(found[0], found[1], envelope.type, envelope.id, at, fields_of(message))
 
 
 # ---------------------------------------------------------------------------------------------------

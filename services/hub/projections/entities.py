@@ -4,26 +4,18 @@ timeline row added. Uses only the event (payload, type, id, ce_time) and rows ea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from google.protobuf.message import Message
-
-from services.hub.domain.entities import DOMAIN_ORDER, EntityKind, apply_part, resolve
-from services.hub.mapping.entities import domain_event
+from services.hub.domain.entities import DomainEvent, EntityKind, Resolution, apply_part
 from services.hub.repository.store import ProjectionStore
-from services.hub.usecases.common import HubContext
-from services.platform.kafka import EventEnvelope
 
-__all__ = ["project_event", "projector"]
+__all__ = ["project_event"]
 
 
-def project_event(repo: ProjectionStore, envelope: EventEnvelope, message: Message) -> None:
-    event = domain_event(envelope, message)
-    if event is None or event.domain not in DOMAIN_ORDER:
-        return
-    found = resolve(event)
-    if found.empty:
+def project_event(repo: ProjectionStore, event: DomainEvent | None, found: Resolution | None) -> None:
+    """``event`` as the rules read it and what it resolved to (None: no domain's event)."""
+    if event is None or found is None or found.empty:
         return
     for mention in found.mentions:
         repo.upsert_mention(mention, event.domain, event.at)
@@ -52,8 +44,3 @@ def project_event(repo: ProjectionStore, envelope: EventEnvelope, message: Messa
             ce_type=event.ce_type,
             summary=found.summary,
         )
-
-
-def projector(ctx: HubContext) -> Callable[[ProjectionStore, EventEnvelope, Message], None]:
-    del ctx
-    return project_event

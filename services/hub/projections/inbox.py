@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from cityhub.hub.v1 import events_pb2 as hub_events
 from google.protobuf.message import Message
 
-from services.hub.domain.entities import INVERSE, EntityRow, LinkRow, resolve
+from services.hub.domain.entities import INVERSE, EntityRow, LinkRow, Resolution
 from services.hub.domain.inbox import (
     DOMAIN_OF,
     Action,
@@ -57,7 +57,6 @@ from services.hub.domain.inbox import (
     same_subject_reason,
 )
 from services.hub.mapping import inbox as mapping
-from services.hub.mapping.entities import domain_event
 from services.hub.repository.store import ProjectionStore
 from services.hub.usecases.common import HubContext, derived_id
 from services.platform.kafka import EventEnvelope
@@ -112,7 +111,10 @@ class _InboxProjection:
 
     # --- dispatch ---------------------------------------------------------------------------------------
 
-    def __call__(self, repo: ProjectionStore, envelope: EventEnvelope, message: Message) -> None:
+    def __call__(
+        self, repo: ProjectionStore, envelope: EventEnvelope, message: Message, found: Resolution | None
+    ) -> None:
+        """``found``: what the event resolved to for the entities (None: no domain's event)."""
         if envelope.type in mapping.HUB_INBOX_EVENTS:
             self._hub_event(repo, envelope.id, message, mapping.hub_event_time(message, envelope))
             return
@@ -131,7 +133,7 @@ class _InboxProjection:
             touched |= self._source_signal(
                 repo, signal.kind, SourceSignal(signal.source_id, Action.CLEARED, signal.at, "", envelope.id)
             )
-        touched |= self._items_at_entities_changed_by(repo, envelope, message)
+        touched |= self._items_at_entities_changed_by(repo, found)
         if touched:
             self._correlate(repo, touched, envelope.id)
 
@@ -256,17 +258,11 @@ class _InboxProjection:
 
     # --- entities that changed ---------------------------------------------------------------------------
 
-    def _items_at_entities_changed_by(
-        self, repo: ProjectionStore, envelope: EventEnvelope, message: Message
-    ) -> set[str]:
+    def _items_at_entities_changed_by(self, repo: ProjectionStore, found: Resolution | None) -> set[str]:
         """The items whose correlation the entities projection may just have changed: at an entity this
         event named, located or linked (a link added after the items opened joins them)."""
-        # The entities projection read this event just before: both calls hand back its reading (each
-        # keeps the last event's), so this costs no second parse or resolution.
-        event = domain_event(envelope, message)
-        if event is None:
+        if found is None:
             return set()
-        found = resolve(event)
         keys: set[Key] = {(m.kind.value, m.id) for m in found.mentions if m.name or m.latitude is not None}
         for link in found.links:
             keys.add((link.from_kind.value, link.from_id))
@@ -389,5 +385,7 @@ class _InboxProjection:
         return distance_reason(metres) if metres <= self._distance else None
 
 
-def projector(ctx: HubContext) -> Callable[[ProjectionStore, EventEnvelope, Message], None]:
+def projector(
+    ctx: HubContext,
+) -> Callable[[ProjectionStore, EventEnvelope, Message, Resolution | None], None]:
     return _InboxProjection(ctx)

@@ -28,7 +28,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from services.cli.__main__ import cli
 from services.hub import rebuild as rb
 from services.hub.bootstrap import build
-from services.hub.projections import projectors
+from services.hub.projections import projector
 from services.hub.repository.memory import MemoryHub
 from services.hub.settings import HubSettings
 from services.platform.kafka import ensure_topics, make_producer
@@ -305,21 +305,21 @@ def test_a_projection_failing_in_memory_falls_back_to_sql(
     """Memory cannot undo half an event: when a projection raises there, the whole replay runs again
     through SQL (which rolls back to a savepoint) and the result is still the live views."""
     del settled
-    real = projectors
+    real = projector
     failed: list[str] = []
 
     def failing_once_in_memory(ctx: Any) -> Any:
-        steps = real(ctx)
+        project = real(ctx)
 
         def first(repo: Any, envelope: Any, message: Any) -> None:
-            steps[0](repo, envelope, message)  # half the event is applied: what memory cannot undo
+            project(repo, envelope, message)  # the event is applied: what memory cannot undo
             if isinstance(repo, MemoryHub) and not failed:
                 failed.append(envelope.id)
                 raise RuntimeError("a projection's bug")
 
-        return (first, *steps[1:])
+        return first
 
-    monkeypatch.setattr(rb, "projectors", failing_once_in_memory)
+    monkeypatch.setattr(rb, "projector", failing_once_in_memory)
     lines: list[str] = []
     assert rb.rebuild(hub.settings, compare_only=True, progress=False, echo=lines.append) == 0, lines
     assert len(failed) == 1

@@ -1,6 +1,6 @@
-"""Reading events for the hub's rules stays per event although the reading is cached: the per-type field
-plans, the summary heads, the inbox's reader per message class and the one-event memo the projections
-share (the entities projection reads an event, the inbox projection reads the same one again)."""
+"""Reading events for the hub's rules stays per event although parts of the reading are cached: the
+per-type field plans, the summary heads, the inbox's reader per message class and the shared bare
+mentions."""
 
 from __future__ import annotations
 

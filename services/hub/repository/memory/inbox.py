@@ -17,7 +17,6 @@ from typing import Any
 from google.protobuf.message import Message
 from sortedcontainers import SortedDict
 
-from services.hub.domain.entities import EntityRow
 from services.hub.domain.inbox import (
     Action,
     EscalationFact,
@@ -128,14 +127,9 @@ class MemoryInbox:
 
     # --- provided by MemoryEntities (MemoryHub's first base) ------------------------------------------
 
-    def entity(self, kind: str, id_: str) -> EntityRow | None:
-        raise NotImplementedError("MemoryInbox reads subjects through MemoryEntities (MemoryHub)")
-
     def subject_name_town(self, kind: str, id_: str) -> tuple[str, str]:
-        """The subject's (name, town), '' for an unknown one (the SQL's LEFT JOIN and coalesce). Read for
-        every item read, so MemoryHub may override it with a lookup cheaper than a whole EntityRow."""
-        subject = self.entity(kind, id_)
-        return ("", "") if subject is None else (subject.name, subject.town)
+        """The subject's (name, town), '' for an unknown one (the SQL's LEFT JOIN and coalesce)."""
+        raise NotImplementedError("MemoryInbox reads subjects through MemoryEntities (MemoryHub)")
 
     # --- publishing: never during a rebuild -----------------------------------------------------------
 
