@@ -105,6 +105,8 @@ def build(
             projection_handler(ctx),
             batch_handler=projection_batch_handler(ctx),
             max_poll_records=settings.hub_max_poll_records,
+            fetch_min_bytes=settings.hub_fetch_min_bytes,
+            fetch_max_wait_ms=settings.hub_fetch_max_wait_ms,
         )
         escalator = Escalator(ctx, interval_s=settings.hub_escalation_check_interval_s)
         runtime.add_background("hub-escalation", escalator.run)

@@ -28,6 +28,11 @@ class HubSettings(PeerSettings):
     hub_govservice_events_topic: Topic = "cityhub.govservice.events.v1"
     # Events applied per projection transaction.
     hub_max_poll_records: Annotated[int, Field(ge=1, le=10_000)] = 500
+    # A fetch returns once this much is waiting or after the wait, whichever is first. With Kafka's
+    # defaults (1 byte) a trickle of events costs a fetch round trip each, and the hub's Kafka network
+    # thread then holds the GIL its 360 calls wait for; batching costs the views at most the wait.
+    hub_fetch_min_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 256 * 1024
+    hub_fetch_max_wait_ms: Annotated[int, Field(ge=0, le=5_000)] = 100
 
     # --- the domains, for the 360 view's live detail (and safety for acknowledging its alerts) ----------
     safety_grpc_address: PeerAddress = None
