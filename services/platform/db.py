@@ -243,13 +243,12 @@ def create_pool(
     options = f"-c search_path={schema}"
     if statement_timeout_s is not None:
         options += f" -c statement_timeout={int(statement_timeout_s * 1000)}"
-    pool = ConnectionPool(
+    pool = _Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         name=name or schema,
         check=_check_unless_just_used,
-        reset=_note_returned,
         # Every borrower (the audit log, the relay, readiness) waits at most this for a connection.
         timeout=checkout_timeout_s,
         # psycopg_pool retries a failed connection with doubling delays until this timeout, so after a
@@ -282,8 +281,17 @@ _JUST_USED_S = 1.0
 _returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
 
 
-def _note_returned(conn: psycopg.Connection[Any]) -> None:
-    _returned_at[conn] = time.monotonic()
+class _Pool(ConnectionPool[psycopg.Connection[Any]]):
+    """The pool, noting when each connection came back (what the check skips on).
+
+    Noted here rather than in a ``reset`` callback: with ``reset`` set, psycopg_pool hands every returned
+    connection to its worker thread, so each call paid a queue hop and a thread wake-up (taking the GIL
+    the next call waits for), and the connection stayed unavailable until the worker ran — a tail on the
+    hub's 360 under load. Without it the pool returns the connection inline, after its own rollback."""
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None:
+        _returned_at[conn] = time.monotonic()
+        super().putconn(conn)
 
 
 def _check_unless_just_used(conn: psycopg.Connection[Any]) -> None:
