@@ -357,7 +357,8 @@ class _InboxProjection:
             )
         for item_id in moved:
             self._notify(repo, item_id, ItemChange.CORRELATED)
-        log.info("inbox_incident_formed", incident_id=incident_id, items=len(ordered))
+        if self._live:  # news when it happens; a rebuild forming every past incident again is not
+            log.info("inbox_incident_formed", incident_id=incident_id, items=len(ordered))
 
     def _reason(self, subjects: _Subjects, a: InboxItem, b: InboxItem) -> str | None:
         """Why two items belong together: the same subject, a link, or the distance — read in one
