@@ -129,7 +129,10 @@ def create_order(request: industry_pb2.CreateOrderRequest) -> commands.CreateOrd
 
 def advance_order(request: industry_pb2.AdvanceOrderRequest) -> commands.AdvanceOrder:
     return commands.AdvanceOrder(
-        request.order_id, ORDER_STAGE.from_proto(request.stage), datetime_of(request, "occurred_at")
+        request.order_id,
+        ORDER_STAGE.from_proto(request.stage),
+        datetime_of(request, "occurred_at"),
+        request_id=request.request_id,
     )
 
 

@@ -271,9 +271,12 @@ class AdvanceOrder:
     order_id: str
     stage: OrderStage | None
     occurred_at: datetime | None
+    # Optional (the RPC predates it): with one, a retried move answers as the first did.
+    request_id: str = ""
 
     def check(self, now: datetime) -> None:
         v = Violations()
+        check_request_id(v, self.request_id, required=False)
         if not self.order_id:
             v.add("order_id", "is required")
         if self.stage is None:

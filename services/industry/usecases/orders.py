@@ -87,6 +87,10 @@ class Orders:
         assert command.stage is not None, "checked"
         at = command.occurred_at or now
         with self._uow.transaction() as tx:
+            replay = tx.claim("advance_order", command.request_id, command)
+            if replay is not None:
+                # The move was made; the order as it is now (it may have moved on since).
+                return self.view(self._visible(tx, replay["order_id"], visibility), now)
             order = self._visible(tx, command.order_id, visibility, for_update=True)
             target = check_advance(order.stage, command.stage)
             entered = order.stage_entered_at
@@ -108,6 +112,7 @@ class Orders:
                 subject=order.order_id,
                 message=mapping.order_stage_changed(view, order.stage, at),
             )
+            tx.remember("advance_order", command.request_id, {"order_id": order.order_id})
         log.info("order_advanced", order_id=order.order_id, stage=target.label)
         return view
 

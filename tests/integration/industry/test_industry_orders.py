@@ -272,3 +272,49 @@ def test_an_enterprise_user_manages_only_its_own_orders(industry: Industry, brai
             scopes=scopes,
         )
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_retried_move_with_its_request_id_answers_as_the_first(
+    industry: Industry, brain: dict[str, Any]
+) -> None:
+    order = _create(industry, brain["code"], NOW - timedelta(days=2), date(2099, 1, 1))
+    request = industry_pb2.AdvanceOrderRequest(
+        order_id=order.order_id, stage=industry_pb2.ORDER_STAGE_CUSTOMISATION, request_id=secrets.token_hex(8)
+    )
+    first = industry.call("AdvanceOrder", request).order
+    # The answer was lost, say: the client sends the very same request again.
+    again = industry.call("AdvanceOrder", request).order
+    assert again == first
+    assert again.stage == industry_pb2.ORDER_STAGE_CUSTOMISATION
+    assert len(again.stage_times) == 2
+    # The id names that move only: reused for another one it is refused, and nothing moves.
+    other = industry_pb2.AdvanceOrderRequest()
+    other.CopyFrom(request)
+    other.stage = industry_pb2.ORDER_STAGE_DESIGN
+    with pytest.raises(grpc.RpcError) as caught:
+        industry.call("AdvanceOrder", other)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in violations(caught.value)
+    industry.outbox_drained()
+    changes = [m for _, m in industry.events({order.order_id}) if isinstance(m, events_pb2.OrderStageChanged)]
+    assert [c.stage for c in changes] == [
+        industry_pb2.ORDER_STAGE_SALES,
+        industry_pb2.ORDER_STAGE_CUSTOMISATION,
+    ]
+    now = industry.call("GetOrder", industry_pb2.GetOrderRequest(order_id=order.order_id)).order
+    assert now.stage == industry_pb2.ORDER_STAGE_CUSTOMISATION
+
+
+def test_a_move_with_a_malformed_request_id_is_refused(industry: Industry, brain: dict[str, Any]) -> None:
+    order = _create(industry, brain["code"], NOW - timedelta(days=2), date(2099, 1, 1))
+    with pytest.raises(grpc.RpcError) as caught:
+        industry.call(
+            "AdvanceOrder",
+            industry_pb2.AdvanceOrderRequest(
+                order_id=order.order_id, stage=industry_pb2.ORDER_STAGE_CUSTOMISATION, request_id="-no spaces"
+            ),
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in violations(caught.value)
+    unchanged = industry.call("GetOrder", industry_pb2.GetOrderRequest(order_id=order.order_id)).order
+    assert unchanged.stage == industry_pb2.ORDER_STAGE_SALES
