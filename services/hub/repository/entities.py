@@ -32,6 +32,7 @@ from services.hub.domain.entities import (
     LinkChange,
     LinkRow,
     Mention,
+    NameRank,
     PartRow,
     held,
     region_prefix,
@@ -339,7 +340,9 @@ class EntitiesSql(SqlPart):
                 "kind": mention.kind.value,
                 "id": mention.id,
                 "name": mention.name,
-                "rank": mention.name_rank,
+                # An empty name is no source of a name: ranked as none, or a first mention without a name
+                # would outrank a later one with it, and the name would depend on which came first.
+                "rank": mention.name_rank if mention.name else NameRank.NONE,
                 "name_at": at if mention.name else None,
                 "town": mention.town,
                 # The entity's own registration is the stronger source of its town.

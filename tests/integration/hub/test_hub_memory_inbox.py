@@ -514,3 +514,31 @@ def test_an_items_state_does_not_depend_on_the_order_its_facts_are_read_in() -> 
     assert len(states) == 1
     (state,) = states
     assert (state.opened_at, state.source_id, state.acknowledged_by) == (at(0), "src-1", "amy")
+
+
+def test_an_entitys_name_does_not_depend_on_which_mention_came_first(
+    database_url: str, schemas: tuple[str, str]
+) -> None:
+    # A member's stub named by nobody (a membership event without the name), and a park's mention naming
+    # it weakly: in either order the name is the one that names it, in SQL and in memory alike.
+    nameless = Mention(EntityKind.ENTERPRISE, "91331004MA0000001X", name="", name_rank=NameRank.MEMBERSHIP)
+    named = Mention(
+        EntityKind.ENTERPRISE, "91331004MA0000001X", name="Luqiao Valves", name_rank=NameRank.NONE
+    )
+    rows = []
+    for first, second in ((nameless, named), (named, nameless)):
+        with psycopg.connect(database_url, options=f"-c search_path={schemas[0]}") as conn:
+            conn.execute("TRUNCATE entities")
+            repo = HubRepository(conn)
+            repo.upsert_mention(first, "commerce", at(0))
+            repo.upsert_mention(second, "industry", at(1))
+            sql_row = conn.execute("SELECT name, name_rank FROM entities").fetchall()
+            conn.rollback()
+        memory = MemoryHub()
+        memory.upsert_mention(first, "commerce", at(0))
+        memory.upsert_mention(second, "industry", at(1))
+        columns, table = memory.tables()["entities"]
+        memory_row = [(r[columns.index("name")], r[columns.index("name_rank")]) for r in table]
+        assert sql_row == memory_row
+        rows.append(sql_row)
+    assert rows[0] == rows[1] == [("Luqiao Valves", NameRank.NONE)]

@@ -44,7 +44,12 @@ class _Entity:
 
     def __init__(self, kind: str, id_: str, m: Mention, domain: str, at: datetime) -> None:
         self.kind, self.id = kind, id_
-        self.name, self.name_rank, self.name_at = m.name, int(m.name_rank), at if m.name else None
+        # As EntitiesSql.upsert_mention: an empty name ranks as none.
+        self.name, self.name_rank, self.name_at = (
+            m.name,
+            int(m.name_rank) if m.name else 0,
+            at if m.name else None,
+        )
         self.town, self.town_rank, self.town_at = m.town, _town_rank(m), at if m.town else None
         self.division_code = m.division_code
         self.latitude, self.longitude = m.latitude, m.longitude
