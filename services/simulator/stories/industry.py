@@ -148,8 +148,6 @@ def orders(schedule: Schedule, district: District, start: datetime, rng: random.
                     {"order_id": Ref(key, "order.order_id"), "stage": stage, "occurred_at": stamp(moment)},
                     key=step_key,
                     needs=(previous,),
-                    step=True,
-                    create=False,
                     family="orders",
                 )
             )
