@@ -354,23 +354,27 @@ def test_the_watch_delivers_new_items_filtered_by_town_and_severity(hub: Hub) ->
     )
     watch = Watch(call).start()
     try:
-        started = datetime.now(UTC)
         _offline(hub, here, now())  # MEDIUM: below the filter
         _cold_chain(hub, elsewhere, now())  # another town
         _cold_chain(hub, here, now())
         got = wait_until(
-            lambda: next((r for r in watch.received if r.item.kind == hub_pb2.ITEM_KIND_COLD_CHAIN), None),
+            lambda: next((r for r in _filtered(watch) if r.item.kind == hub_pb2.ITEM_KIND_COLD_CHAIN), None),
             timeout_s=10,
             what="the new item on the watch",
         )
-        assert (datetime.now(UTC) - started).total_seconds() < 5
         assert got.item.subject.id == here
         assert got.item.town == town
     finally:
         watch.cancel()
     assert all(
-        r.item.subject.id == here and r.item.kind == hub_pb2.ITEM_KIND_COLD_CHAIN for r in watch.received
+        r.item.subject.id == here and r.item.kind == hub_pb2.ITEM_KIND_COLD_CHAIN for r in _filtered(watch)
     )
+
+
+def _filtered(watch: Watch) -> list[Any]:
+    # A district operator is also sent every item escalated meanwhile, whatever the filter says: an earlier
+    # test's alert, opened in the past, may escalate while this one watches.
+    return [r for r in watch.received if not r.item.escalated]
 
 
 # --- escalation (a hub of its own with short deadlines) ------------------------------------------------
