@@ -173,6 +173,17 @@ class Mention:
     # The entity's own registration event (not a stub any more).
     registers: bool = False
 
+    @property
+    def name_source_rank(self) -> int:
+        """How strong a source of the entity's name this mention is: an empty name is none at all, or a
+        first mention without a name would outrank a later one with it (the name would depend on order)."""
+        return self.name_rank if self.name else NameRank.NONE
+
+    @property
+    def town_source_rank(self) -> int:
+        """As for the name; the entity's own registration is the stronger source of its town."""
+        return (2 if self.registers else 1) if self.town else 0
+
 
 @dataclass(frozen=True, slots=True)
 class LinkChange:

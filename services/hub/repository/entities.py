@@ -32,7 +32,6 @@ from services.hub.domain.entities import (
     LinkChange,
     LinkRow,
     Mention,
-    NameRank,
     PartRow,
     held,
     region_prefix,
@@ -340,13 +339,10 @@ class EntitiesSql(SqlPart):
                 "kind": mention.kind.value,
                 "id": mention.id,
                 "name": mention.name,
-                # An empty name is no source of a name: ranked as none, or a first mention without a name
-                # would outrank a later one with it, and the name would depend on which came first.
-                "rank": mention.name_rank if mention.name else NameRank.NONE,
+                "rank": mention.name_source_rank,
                 "name_at": at if mention.name else None,
                 "town": mention.town,
-                # The entity's own registration is the stronger source of its town.
-                "town_rank": (2 if mention.registers else 1) if mention.town else 0,
+                "town_rank": mention.town_source_rank,
                 "town_at": at if mention.town else None,
                 "code": mention.division_code,
                 "lat": mention.latitude,

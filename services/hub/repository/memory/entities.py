@@ -44,13 +44,8 @@ class _Entity:
 
     def __init__(self, kind: str, id_: str, m: Mention, domain: str, at: datetime) -> None:
         self.kind, self.id = kind, id_
-        # As EntitiesSql.upsert_mention: an empty name ranks as none.
-        self.name, self.name_rank, self.name_at = (
-            m.name,
-            int(m.name_rank) if m.name else 0,
-            at if m.name else None,
-        )
-        self.town, self.town_rank, self.town_at = m.town, _town_rank(m), at if m.town else None
+        self.name, self.name_rank, self.name_at = m.name, m.name_source_rank, at if m.name else None
+        self.town, self.town_rank, self.town_at = m.town, m.town_source_rank, at if m.town else None
         self.division_code = m.division_code
         self.latitude, self.longitude = m.latitude, m.longitude
         self.owner_domain = domain if m.registers else ""
@@ -59,12 +54,10 @@ class _Entity:
 
     def merge(self, m: Mention, domain: str, at: datetime) -> None:
         """_UPSERT_MENTION's ON CONFLICT branch: every CASE reads the row as it was before."""
-        if m.name and (int(m.name_rank), at, m.name) > _held(self.name_rank, self.name_at, self.name):
-            self.name, self.name_rank, self.name_at = m.name, int(m.name_rank), at
-        if m.town:
-            rank = _town_rank(m)
-            if (rank, at, m.town) > _held(self.town_rank, self.town_at, self.town):
-                self.town, self.town_rank, self.town_at = m.town, rank, at
+        if m.name and (m.name_source_rank, at, m.name) > _held(self.name_rank, self.name_at, self.name):
+            self.name, self.name_rank, self.name_at = m.name, m.name_source_rank, at
+        if m.town and (m.town_source_rank, at, m.town) > _held(self.town_rank, self.town_at, self.town):
+            self.town, self.town_rank, self.town_at = m.town, m.town_source_rank, at
         if m.division_code and (m.registers or not self.division_code):
             self.division_code = m.division_code
         if m.latitude is not None and (m.registers or self.latitude is None):
@@ -73,11 +66,6 @@ class _Entity:
             self.owner_domain = domain
         self.registered = self.registered or m.registers
         self.first_seen_at = min(self.first_seen_at, at)
-
-
-def _town_rank(m: Mention) -> int:
-    # As EntitiesSql.upsert_mention: the entity's own registration is the stronger source of its town.
-    return (2 if m.registers else 1) if m.town else 0
 
 
 class _Never:
