@@ -24,7 +24,6 @@ from cityhub.safety.v1 import events_pb2 as safety
 from click.testing import CliRunner
 from google.protobuf.message import Message
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from psycopg import sql
 
 from services.cli.__main__ import cli
 from services.hub import rebuild as rb
@@ -166,8 +165,8 @@ def _scenario(hub: Hub, tag: str) -> int:
 def _escalation_due(hub: Hub) -> bool:
     """The hub's escalator has a round to publish (an item applied since its last sweep is overdue)."""
     config = config_of(hub.settings)
-    with psycopg.connect(hub.database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(hub.settings.service_name)))
+    schema = hub.settings.service_name
+    with psycopg.connect(hub.database_url, autocommit=True, options=f"-c search_path={schema}") as conn:
         due = HubRepository(conn).escalation_candidates(
             datetime.now(UTC),
             {name: after.total_seconds() for name, after in config.escalate_after.items()},
