@@ -315,8 +315,11 @@ def test_ratings_are_listed_by_period_and_paged(kitchen: Kitchen) -> None:
 
 def test_alerts_are_listed_newest_first_and_a_duty_room_sees_only_its_school(kitchen: Kitchen) -> None:
     site_id = kitchen.safety.register_site().site_id
-    kitchen_id = kitchen.register_kitchen(site_id, shifts=(("lunch", "23:58", "23:59"),)).kitchen_id
-    other_id = kitchen.register_kitchen().kitchen_id
+    # Lunch still to come on this module's clock, in both kitchens: a shift already started lets the
+    # NO_CHECK sweep bar a newly added member before the test's own check reaches it.
+    late_lunch = (("lunch", "23:58", "23:59"),)
+    kitchen_id = kitchen.register_kitchen(site_id, shifts=late_lunch).kitchen_id
+    other_id = kitchen.register_kitchen(shifts=late_lunch).kitchen_id
     fevered = [_add_staff(kitchen, kitchen_id, shifts=["lunch"]) for _ in range(2)]
     barred = [_check(kitchen, kitchen_id, s.staff_id, "lunch", temperature_c=37.8) for s in fevered]
     assert [c.outcome for c in barred] == [kitchen_pb2.CHECK_OUTCOME_BARRED] * 2
