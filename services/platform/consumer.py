@@ -70,6 +70,7 @@ from services.platform.tracing import parse_traceparent, set_current_trace
 __all__ = [
     "DLQ_HEADERS",
     "BatchHandler",
+    "ConsumerFencedError",
     "Handler",
     "IdempotentConsumer",
     "is_transient",
@@ -113,6 +114,11 @@ def is_transient(error: BaseException) -> bool:
     from kafka.errors import KafkaError
 
     return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
+
+
+class ConsumerFencedError(RuntimeError):
+    """Another process joined this consumer's group under the same ``group.instance.id``; Kafka gave the
+    id to it, so this one must stop (two replicas configured with one id, not a fault of the broker)."""
 
 
 @dataclass(slots=True)
@@ -164,6 +170,9 @@ class IdempotentConsumer:
         self._dlq = dlq_producer
         self._poll_timeout_ms = poll_timeout_ms
         self.group_id = group_id or name
+        # Set: a static member (see close); the same id in another process fences this one.
+        self.group_instance_id: str | None = consumer_overrides.get("group_instance_id")
+        self._fenced = False
         # Ids are remembered longer than any record can be redelivered (the broker keeps records 7 days by
         # default): a redelivery after the id is forgotten would be applied twice. None keeps them forever.
         self._processed_retention = processed_retention
@@ -210,6 +219,7 @@ class IdempotentConsumer:
                 try:
                     batch = self._consumer.poll(timeout_ms=self._poll_timeout_ms)
                 except KafkaError as error:
+                    self._raise_if_fenced(error)
                     log.warning("consumer_poll_failed", consumer=self.name, error=str(error))
                     if not backoff.wait(stop_event):
                         break
@@ -221,6 +231,8 @@ class IdempotentConsumer:
                     self.process_batch(records, stop_event)
                 if time.monotonic() - self._last_prune >= self._prune_every_s:
                     self.prune_processed()
+        except ConsumerFencedError:
+            raise  # said where it was found (consumer_fenced)
         except Exception:
             # Not transient and not the record's fault (the database schema is missing, say): stop
             # loudly rather than dead-letter everything; the composition root decides what follows.
@@ -229,6 +241,25 @@ class IdempotentConsumer:
         finally:
             self.close()
             log.info("consumer_stopped", consumer=self.name)
+
+    def _raise_if_fenced(self, error: BaseException) -> None:
+        """Stop for good when Kafka says our instance id now belongs to another process: retrying would
+        only fence that one in turn, and both would consume the same partitions meanwhile."""
+        from kafka.errors import FencedInstanceIdError
+
+        if not isinstance(error, FencedInstanceIdError):
+            return
+        self._fenced = True
+        log.error(
+            "consumer_fenced",
+            consumer=self.name,
+            group_id=self.group_id,
+            group_instance_id=self.group_instance_id,
+        )
+        raise ConsumerFencedError(
+            f"consumer {self.name}: another process joined group {self.group_id} as"
+            f" {self.group_instance_id!r} (KAFKA_GROUP_INSTANCE_ID must differ per replica)"
+        ) from error
 
     def _check_topic_metadata(self) -> None:
         """Ask for a metadata refresh while a subscribed topic has no partitions in the cache."""
@@ -457,6 +488,7 @@ class IdempotentConsumer:
         try:
             self._consumer.commit(offsets)
         except KafkaError as error:
+            self._raise_if_fenced(error)
             # Typically a rebalance moved the partition away; its new owner re-reads from the last
             # committed offset and skips what this batch already recorded as processed.
             log.warning("consumer_commit_failed", consumer=self.name, error=str(error))
@@ -493,7 +525,28 @@ class IdempotentConsumer:
         # that joined after a crashed one (a restarted replica) is held in its join until the dead
         # member's session times out, so an unbounded close kept a SIGTERMed service 15 s past its grace.
         # Not leaving in time only means the group evicts this member by session timeout.
+        if self.group_instance_id is not None and not self._fenced:
+            self._leave_as_static_member()
         self._consumer.close(autocommit=False, timeout_ms=_CLOSE_TIMEOUT_MS)
+
+    def _leave_as_static_member(self) -> None:
+        """Make the close below leave the group although this is a static member.
+
+        Kafka clients never send LeaveGroup for a static member (KIP-345: a restart should not move its
+        partitions), so a replica stopped for good (a rollout, a scale-down) would hold its partitions
+        until its session expired. A LeaveGroup v3+ naming our member id and instance id removes the
+        static member; kafka-python sends exactly that when it takes the member for a dynamic one. Done on
+        the coordinator connection the consumer already holds, within the close's bound: an admin client
+        made here would first have to bootstrap, which after a broker restart took the whole grace.
+        kafka-python has no public switch for this, hence the instance attribute."""
+        coordinator = self._consumer._coordinator
+        coordinator.is_dynamic_member = lambda: True
+        log.info(
+            "consumer_leaving_group",
+            consumer=self.name,
+            group_id=self.group_id,
+            group_instance_id=self.group_instance_id,
+        )
 
 
 def _epoch(leader_epoch: int | None) -> int:

@@ -311,6 +311,9 @@ class ServiceRuntime:
         # The group is named after the schema too, so two deployments (or two test runs) of one service
         # never share offsets.
         overrides.setdefault("group_id", f"{self.settings.service_name}.{name}")
+        if self.settings.kafka_group_instance_id is not None:
+            # Unique per group is all Kafka asks: each consumer of a replica is in a group of its own.
+            overrides.setdefault("group_instance_id", self.settings.kafka_group_instance_id)
         consumer = IdempotentConsumer(
             name,
             topics,

@@ -76,6 +76,10 @@ class ServiceSettings(BaseSettings):
     breaker_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
     breaker_cooldown_s: Annotated[float, Field(gt=0, le=300)] = 2.0
     kafka_connect_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Static group membership (KIP-345, docs/adr/0018): a stable id of this replica (the pod's name in
+    # Kubernetes). A replica restarted under the same id after a crash takes back its partitions at once,
+    # where a dynamic member waits out the dead one's session (45 s). Unset: a dynamic member.
+    kafka_group_instance_id: Annotated[str, Field(pattern=r"^[a-zA-Z0-9._-]{1,200}$")] | None = None
     # The district's IANA time zone: days, months and "today" in every domain start at its midnight.
     district_time_zone: str = "Asia/Shanghai"
     # The audit log's chain head goes to this topic, out of the database's reach, when it moved

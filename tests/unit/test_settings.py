@@ -45,6 +45,8 @@ def test_missing_setting_is_named(env: pytest.MonkeyPatch) -> None:
         ("GRPC_PORT", "70000", "GRPC_PORT"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL"),
         ("TOPIC_PARTITIONS", "0", "TOPIC_PARTITIONS"),
+        # A space would reach the broker as part of the id; Kafka takes anything, so we refuse it here.
+        ("KAFKA_GROUP_INSTANCE_ID", "pod 1", "KAFKA_GROUP_INSTANCE_ID"),
     ],
 )
 def test_malformed_setting_is_named(env: pytest.MonkeyPatch, name: str, value: str, complaint: str) -> None:
