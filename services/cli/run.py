@@ -20,7 +20,9 @@ start.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -128,6 +130,12 @@ def _dirs(settings: infra.InfraSettings | None = None) -> _Dirs:
     return _Dirs(local / "run", local / "logs")
 
 
+def _instance_id(name: str) -> str:
+    """``<host>-<process>``: stable across restarts on this machine, and as KAFKA_GROUP_INSTANCE_ID allows."""
+    host = re.sub(r"[^a-zA-Z0-9._-]", "-", socket.gethostname())[:100] or "localhost"
+    return f"{host}-{name}"
+
+
 def _start(
     spec: ProcessSpec, endpoints: infra.Endpoints, extra_env: dict[str, str], dirs: _Dirs
 ) -> subprocess.Popen[bytes]:
@@ -143,6 +151,8 @@ def _start(
         "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
         "DATABASE_URL": endpoints.database_url,
         "LOG_FORMAT": "json",
+        # A process restarted after a crash takes its partitions back at once (docs/adr/0018).
+        "KAFKA_GROUP_INSTANCE_ID": _instance_id(spec.name),
         **ports,
         **extra_env,
         **spec.env,

@@ -255,6 +255,13 @@ def _process_problems(render_: Render, proc: Process) -> list[str]:
         declared = env.get("GRPC_PORT", {}).get("value")
         if declared != str(proc.grpc_port):
             problems.append(f"{at}: GRPC_PORT is {declared!r}, processes.toml says {proc.grpc_port}")
+        # Static group membership (docs/adr/0018): one id per replica, or the replicas fence each other.
+        source = env.get("KAFKA_GROUP_INSTANCE_ID", {}).get("valueFrom", {}).get("fieldRef", {})
+        if source.get("fieldPath") != "metadata.name":
+            problems.append(
+                f"{at}: KAFKA_GROUP_INSTANCE_ID is not the pod's name (fieldRef metadata.name);"
+                " replicas sharing one id fence each other"
+            )
         service = render_.named("Service", proc.name)
         ports = [p.get("port") for p in (service or {}).get("spec", {}).get("ports", [])]
         if proc.grpc_port not in ports:

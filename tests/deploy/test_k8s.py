@@ -205,6 +205,12 @@ def _broken_copy(tmp_path: Path) -> Path:
     text = text.replace("              memory: 768Mi\n", "", 1)
     text = text.replace("            - name: DATABASE_URL\n", "            - name: DATABASE_URI\n")
     text = text.replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false")
+    # One fixed group instance id for every replica.
+    text = text.replace(
+        "            - name: KAFKA_GROUP_INSTANCE_ID\n              valueFrom:\n                fieldRef:\n"
+        "                  fieldPath: metadata.name\n",
+        "            - name: KAFKA_GROUP_INSTANCE_ID\n              value: hub\n",
+    )
     hub.write_text(text)
     (copy / "base" / "services" / "safety.yaml").write_text(
         (copy / "base" / "services" / "safety.yaml")
@@ -223,6 +229,7 @@ def test_the_project_checks_name_each_broken_rule(tmp_path: Path) -> None:
     assert "Deployment/hub: setting DATABASE_URL is required but not provided" in problems
     assert "Deployment/hub container hub: readOnlyRootFilesystem is not true" in problems
     assert "safety (deploy/local/processes.toml) has no Deployment" in problems
+    assert "Deployment/hub: KAFKA_GROUP_INSTANCE_ID is not the pod's name" in problems
 
 
 def test_strict_validation_and_checkov_fail_on_broken_manifests(tmp_path: Path) -> None:

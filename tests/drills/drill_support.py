@@ -1235,6 +1235,8 @@ class Drill:
                 "GRPC_PORT": str(ports[spec.name]),
                 "METRICS_PORT": "0",
                 "LOG_FORMAT": "json",
+                # As `cityhub run` gives it: a restarted process is the same static group member.
+                "KAFKA_GROUP_INSTANCE_ID": f"drill-{schema}",
                 "CITYHUB_DEV_KEYS": "true",
                 # ... its own topics, so the drill reads back only what it made ...
                 **topics,
