@@ -111,6 +111,8 @@ def _pods(render_: Render) -> Iterator[tuple[str, Obj]]:
     for kind in ("Deployment", "StatefulSet", "Job"):
         for obj in render_.of_kind(kind):
             yield f"{kind}/{obj['metadata']['name']}", obj["spec"]["template"]["spec"]
+    for obj in render_.of_kind("CronJob"):
+        yield f"CronJob/{obj['metadata']['name']}", obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
 def _containers(pod: Obj) -> list[Obj]:
@@ -227,12 +229,47 @@ def project_problems(render_: Render, procs: list[Process]) -> list[str]:
         problems.append("no Namespace enforces Pod Security 'restricted'")
     problems += _reference_problems(render_)
     for where, pod in _pods(render_):
-        problems += _security_problems(where, pod, read_only_root=where.startswith(("Deployment/", "Job/")))
+        problems += _security_problems(
+            where, pod, read_only_root=where.startswith(("Deployment/", "Job/", "CronJob/"))
+        )
     for account in render_.of_kind("ServiceAccount"):
         if account.get("automountServiceAccountToken") is not False:
             problems.append(f"ServiceAccount/{account['metadata']['name']}: token automounted")
     for proc in procs:
         problems += _process_problems(render_, proc)
+    problems += _rebuild_problems(render_)
+    return problems
+
+
+# What the hub's projections depend on: a rebuild run with other values rightly differs from the live views.
+_HUB_PROJECTION_SETTINGS = ("SERVICE_NAME", "DISTRICT_TIME_ZONE")
+
+
+def _rebuild_problems(render_: Render) -> list[str]:
+    """The rebuild's Job templates run the hub's rebuild with the hub's own settings."""
+    hub = render_.named("Deployment", "hub")
+    jobs = [
+        job
+        for job in render_.of_kind("CronJob")
+        if job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0].get("args", [])[2:4]
+        == ["hub", "rebuild"]
+    ]
+    if hub is None:
+        return []
+    if not jobs:
+        return ["no CronJob template runs `cityhub hub rebuild`"]
+    live = hub["spec"]["template"]["spec"]["containers"][0]
+    problems: list[str] = []
+    for job in jobs:
+        at = f"CronJob/{job['metadata']['name']}"
+        container = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        if container.get("envFrom") != live.get("envFrom"):
+            problems.append(f"{at}: envFrom differs from Deployment/hub's")
+        theirs = {e["name"]: e for e in container.get("env") or []}
+        for env in live.get("env") or []:
+            name = env["name"]
+            if (name.startswith("HUB_") or name in _HUB_PROJECTION_SETTINGS) and theirs.get(name) != env:
+                problems.append(f"{at}: {name} differs from Deployment/hub's")
     return problems
 
 

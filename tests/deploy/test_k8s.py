@@ -217,6 +217,8 @@ def _broken_copy(tmp_path: Path) -> Path:
         .read_text()
         .replace("name: safety\n  labels", "name: safety-old\n  labels")
     )
+    rebuild = copy / "base" / "hub-rebuild.yaml"
+    rebuild.write_text(rebuild.read_text().replace("value: hub\n", "value: hub_rebuilt\n", 1))
     return copy
 
 
@@ -230,6 +232,7 @@ def test_the_project_checks_name_each_broken_rule(tmp_path: Path) -> None:
     assert "Deployment/hub container hub: readOnlyRootFilesystem is not true" in problems
     assert "safety (deploy/local/processes.toml) has no Deployment" in problems
     assert "Deployment/hub: KAFKA_GROUP_INSTANCE_ID is not the pod's name" in problems
+    assert "CronJob/hub-rebuild-compare: SERVICE_NAME differs from Deployment/hub's" in problems
 
 
 def test_strict_validation_and_checkov_fail_on_broken_manifests(tmp_path: Path) -> None:
