@@ -33,7 +33,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -354,9 +353,10 @@ def wait_drained(sampler: Sampler, timeout_s: float) -> float | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    # Below the ephemeral range, as the tests pick theirs (tests/support.py says why).
+    from tests.support import free_port
+
+    return free_port()
 
 
 def _cpu_seconds(pid: int) -> float:
