@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.simulator.actions import LOCAL, TELEMETRY_EVERY_S, Draft, Ref
+from services.simulator.actions import LOCAL, TELEMETRY_EVERY_S, Draft, Ref, refs
 from services.simulator.district import (
     DISTRICT_CODE,
     District,
@@ -30,14 +30,29 @@ __all__ = [
 
 
 def spliced(setup: list[Draft], catch_up: dict[str, list[Draft]]) -> Iterator[Draft]:
-    """The registrations, each kitchen's catch-up right after its own (staff and equipment) registrations."""
-    kitchen_of = {key: key.split(".", 1)[0] for key in catch_up}
-    last = {}
+    """The registrations, each kitchen's catch-up right after its own (staff and equipment) registrations,
+    but each staff member's morning check right after the member's own AddStaff.
+
+    Why the checks go first: once a member is on the roster of a shift that has started, the kitchen's
+    sweep bars the member (NO_CHECK) unless a check is on record, and a check sent after that is refused.
+    A district started after 08:00 sends its morning late; with the checks at the end of the kitchen's
+    block, a sweep falling between the roster and the checks barred about one kitchen in twelve. Right
+    after each AddStaff, the window is one call long."""
+    last: dict[str, int] = {}
+    staff_at: dict[str, int] = {}
     for n, draft in enumerate(setup):
         owner = draft.key.split(".", 1)[0]
-        if owner in kitchen_of:
+        if owner in catch_up:
             last[owner] = n
-    after = {n: catch_up[owner] for owner, n in last.items()}
+        if draft.rpc == "AddStaff":
+            staff_at[draft.key] = n
+    after: dict[int, list[Draft]] = {}
+    for owner, drafts in catch_up.items():
+        for draft in drafts:
+            member = (
+                next(refs(draft.request.get("staff_id")), "") if draft.rpc == "RecordMorningCheck" else ""
+            )
+            after.setdefault(staff_at.get(member, last[owner]), []).append(draft)
     for n, draft in enumerate(setup):
         yield draft
         yield from after.get(n, ())

@@ -161,8 +161,12 @@ def test_a_kitchens_morning_before_the_start_is_sent_with_its_registration(
     block = district_plan[first:second]
     checks = [a for a in block if a.rpc == "RecordMorningCheck"]
     assert len(checks) == 4
-    staff = max(n for n, a in enumerate(block) if a.rpc == "AddStaff")
-    assert all(block.index(c) > staff for c in checks)
+    # Each member's check right after the member joins the roster: a sweep between the two would bar the
+    # member (NO_CHECK) and the late check would be refused.
+    for check in checks:
+        before = block[block.index(check) - 1]
+        assert before.rpc == "AddStaff"
+        assert before.key in check.needs
     assert all(c.request["checked_at"] < START.isoformat().replace("+00:00", "Z") for c in checks)
     assert all(c.request["request_id"].startswith("sim14-d1-20260630T140000-") for c in checks)
     assert {a.rpc for a in block} >= {"ReceiveDelivery", "RecordMeal", "RateMeal"}
