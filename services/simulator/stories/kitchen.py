@@ -186,14 +186,16 @@ def _kitchen_day(kitchen: Kitchen, day: date, rng: random.Random) -> Iterator[Dr
         key=meal,
         family="kitchen",
     )
-    for n in range(2):
+    # Two different parents: the kitchen accepts one rating per parent and meal (a repeat drawn from 400
+    # parents failed one kitchen's rating on about one day in seven).
+    for n, parent in enumerate(rng.sample(range(1, 401), 2)):
         yield Draft(
             local_time(day, 12, 40, n * 300),
             "kitchen",
             "RateMeal",
             {
                 "meal_id": Ref(meal, "meal.meal_id"),
-                "rater_id": f"parent-{kitchen.key[7:]}-{rng.randint(1, 400)}",
+                "rater_id": f"parent-{kitchen.key[7:]}-{parent}",
                 "score": rng.choice((3, 4, 4, 5, 5, 5)),
                 "comment": rng.choice(("", "tasty", "a bit salty", "good portions")),
             },

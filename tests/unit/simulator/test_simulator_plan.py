@@ -4,8 +4,9 @@ exactly once per run; every planned request is a well-formed message of its RPC.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 from services.simulator.district import build_district
 from services.simulator.executor import SERVICES
 from services.simulator.plan import INCIDENT, Action, Ref, digest, plan
+from services.simulator.stories import kitchen as kitchen_story
 
 START = datetime(2026, 6, 30, 14, 0, tzinfo=UTC)
 FIRST = 3000
@@ -170,3 +172,22 @@ def test_a_kitchens_morning_before_the_start_is_sent_with_its_registration(
     assert all(c.request["checked_at"] < START.isoformat().replace("+00:00", "Z") for c in checks)
     assert all(c.request["request_id"].startswith("sim14-d1-20260630T140000-") for c in checks)
     assert {a.rpc for a in block} >= {"ReceiveDelivery", "RecordMeal", "RateMeal"}
+
+
+def test_each_meal_is_rated_by_different_parents() -> None:
+    # The kitchen takes one rating per parent and meal: a repeat is refused and counted a failure. A
+    # month of the district's sixty kitchens is 1,800 lunches; with parents drawn with replacement from
+    # 400 this seed repeated one several times.
+    rng = random.Random(14)
+    district = build_district(14, 1.0)
+    raters: dict[str, list[str]] = {}
+    for offset in range(30):
+        day = date(2026, 6, 1) + timedelta(days=offset)
+        for kitchen_ in district.kitchens:
+            for draft in kitchen_story._kitchen_day(kitchen_, day, rng):
+                if draft.rpc == "RateMeal":
+                    meal = draft.request["meal_id"]
+                    assert isinstance(meal, Ref)
+                    raters.setdefault(meal.key, []).append(draft.request["rater_id"])
+    assert len(raters) == 30 * len(district.kitchens)
+    assert all(len(set(ids)) == len(ids) == 2 for ids in raters.values())
