@@ -60,7 +60,9 @@ def play(schedule: Schedule, district: District, start: datetime, rng: random.Ra
                 family="commerce",
             )
         )
-        for m, joiner in enumerate(rng.sample(members, min(3, len(members)))):
+        # Only the chamber's own members may sign up (commerce refuses another chamber's membership).
+        own = [e for e in members if chamber_of(district, e) == chamber.key]
+        for m, joiner in enumerate(rng.sample(own, min(3, len(own)))):
             membership = f"member:{joiner.key}"
             schedule.add(
                 Draft(

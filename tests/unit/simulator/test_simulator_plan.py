@@ -13,9 +13,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from google.protobuf import json_format
 
+from services.simulator.actions import Schedule
 from services.simulator.district import build_district
 from services.simulator.executor import SERVICES
 from services.simulator.plan import INCIDENT, Action, Ref, digest, plan
+from services.simulator.registrations import chamber_of
+from services.simulator.stories import commerce as commerce_story
 from services.simulator.stories import kitchen as kitchen_story
 
 START = datetime(2026, 6, 30, 14, 0, tzinfo=UTC)
@@ -191,3 +194,22 @@ def test_each_meal_is_rated_by_different_parents() -> None:
                     raters.setdefault(meal.key, []).append(draft.request["rater_id"])
     assert len(raters) == 30 * len(district.kitchens)
     assert all(len(set(ids)) == len(ids) == 2 for ids in raters.values())
+
+
+def test_only_a_chambers_own_members_sign_up_for_its_activities() -> None:
+    # Commerce refuses a membership of another chamber than the activity's.
+    district = build_district(14, 1.0)
+    end = START + timedelta(days=14)
+    schedule = Schedule(end)
+    commerce_story.play(schedule, district, START, random.Random(14))
+    chamber_of_activity: dict[str, str] = {}
+    enterprises = {e.key: e for e in district.enterprises}
+    signups = 0
+    for draft in schedule.drain():
+        if draft.rpc == "CreateActivity":
+            chamber_of_activity[draft.key] = draft.request["chamber_id"].key
+        elif draft.rpc == "SignUpForActivity":
+            signups += 1
+            member = enterprises[draft.request["membership_id"].key.removeprefix("member:")]
+            assert chamber_of(district, member) == chamber_of_activity[draft.request["activity_id"].key]
+    assert signups >= 20
