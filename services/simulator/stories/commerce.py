@@ -18,6 +18,10 @@ def play(schedule: Schedule, district: District, start: datetime, rng: random.Ra
     """Chamber life: the other enterprises join one by one; activities announced and signed up for; supply
     meets demand; members ask for services, officers take them up and resolve them."""
     members = founding_members(district)
+    # Only a chamber's own members may sign up for its activities (commerce refuses another chamber's).
+    members_of: dict[str, list[Enterprise]] = {}
+    for enterprise in members:
+        members_of.setdefault(chamber_of(district, enterprise), []).append(enterprise)
     joiners = iter(district.enterprises[len(members) :])
 
     def next_join(at: datetime) -> None:
@@ -60,8 +64,7 @@ def play(schedule: Schedule, district: District, start: datetime, rng: random.Ra
                 family="commerce",
             )
         )
-        # Only the chamber's own members may sign up (commerce refuses another chamber's membership).
-        own = [e for e in members if chamber_of(district, e) == chamber.key]
+        own = members_of.get(chamber.key, [])
         for m, joiner in enumerate(rng.sample(own, min(3, len(own)))):
             membership = f"member:{joiner.key}"
             schedule.add(
