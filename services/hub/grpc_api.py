@@ -15,8 +15,9 @@ from cityhub.hub.v1 import hub_pb2_grpc
 from services.hub.api.dashboard import DashboardApi
 from services.hub.api.entities import EntitiesApi
 from services.hub.api.inbox import InboxApi
+from services.hub.api.sign_in import SignInApi
 from services.hub.usecases.common import HubContext
-from services.platform.security import PolicyTable, Role, RpcPolicy, subject_from
+from services.platform.security import ALL_ROLES, PolicyTable, Role, RpcPolicy, subject_from
 
 __all__ = ["HUB_SERVICE", "POLICY", "HubServicer"]
 
@@ -55,13 +56,16 @@ POLICY: PolicyTable = {
     "WatchInbox": RpcPolicy(roles=_ALL),
     "ListIncidents": RpcPolicy(roles=_ALL),
     "GetDashboard": RpcPolicy(roles={Role.DISTRICT_OPERATOR, Role.SERVICE}),
+    # Whoever a login link was made for (the web's public profile page signs in as `public` too).
+    "RedeemLoginLink": RpcPolicy(roles=ALL_ROLES),
 }
 
 
 # The generated base class comes last: a method a mixin defines wins over its UNIMPLEMENTED default.
-class HubServicer(EntitiesApi, InboxApi, DashboardApi, hub_pb2_grpc.HubServiceServicer):
+class HubServicer(EntitiesApi, InboxApi, DashboardApi, SignInApi, hub_pb2_grpc.HubServiceServicer):
     def __init__(self, ctx: HubContext) -> None:
         self._ctx = ctx
         self._init_entities(ctx)
         self._init_inbox(ctx)
         self._init_dashboard(ctx)
+        self._init_sign_in(ctx)

@@ -13,8 +13,8 @@ row for row, and swapped in atomically (``cityhub hub rebuild``; docs/services/h
 4. The swap, only while the live hub is stopped (its consumer group has no members and its role has no
    session): the live group's offsets are set to the snapshot and, in one transaction, the live schema is
    renamed ``<hub>_old_<id>``, the fresh one takes the live name and the live roles, and the platform's
-   tables that are history rather than projection (outbox, requests, audit log) are carried over; the hub
-   restarted afterwards continues where the replay stopped.
+   tables that are history rather than projection (outbox, requests, audit log, redeemed login links) are
+   carried over; the hub restarted afterwards continues where the replay stopped.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from services.platform.kafka import (
 from services.platform.logs import get_logger
 
 __all__ = [
-    "PLATFORM_TABLES",
+    "HISTORY_TABLES",
     "RebuildError",
     "Replay",
     "SwapRefusedError",
@@ -63,10 +63,11 @@ __all__ = [
     "swap",
 ]
 
-# The platform's tables: operational memory and history, not projections (never compared). The rebuild
-# makes its own processed_events (the replay's ids); the others are carried over from the live schema.
-PLATFORM_TABLES = frozenset({"outbox", "processed_events", "requests", "audit_log"})
-_CARRIED_OVER = ("outbox", "requests", "audit_log")
+# The tables that are operational memory and history, not projections (never compared): the platform's,
+# and the hub's record of redeemed login links (made by calls, not events). The rebuild makes its own
+# processed_events (the replay's ids); the others are carried over from the live schema.
+HISTORY_TABLES = frozenset({"outbox", "processed_events", "requests", "audit_log", "login_links_redeemed"})
+_CARRIED_OVER = ("outbox", "requests", "audit_log", "login_links_redeemed")
 _SEQUENCES = {"outbox": "id", "audit_log": "id"}
 _DEFAULT_BATCH = 5000
 _POLL_MS = 500
@@ -475,7 +476,7 @@ def projection_tables(conn: psycopg.Connection[Any], schema: str) -> list[str]:
     return [
         str(name)
         for (name,) in rows
-        if name not in PLATFORM_TABLES and not str(name).startswith(("_yoyo", "yoyo"))
+        if name not in HISTORY_TABLES and not str(name).startswith(("_yoyo", "yoyo"))
     ]
 
 

@@ -34,7 +34,7 @@ from services.platform.logs import get_logger
 from services.platform.security.settings import SecuritySettings
 from services.platform.security.tokens import TokenVerifier
 from services.web import views
-from services.web.auth import LinkRefusedError, LoginLinks, csrf_matches, new_csrf_token
+from services.web.auth import LinkRefusedError, Login, LoginLinks, csrf_matches, new_csrf_token
 from services.web.hub_client import Backends, bearer_metadata, open_backends
 from services.web.settings import WebSettings, session_secret
 
@@ -48,6 +48,10 @@ OPEN_STATUSES = (hub_pb2.ITEM_STATUS_OPEN, hub_pb2.ITEM_STATUS_ACKNOWLEDGED)
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+# The hub did not decide (down, late, busy): a sign-in can be tried again with the same link.
+_UNANSWERED = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
 )
 _PROBLEMS: dict[grpc.StatusCode, tuple[int, str, str]] = {
     grpc.StatusCode.UNAVAILABLE: (503, "The hub is not answering", "Try again in a moment."),
@@ -205,10 +209,13 @@ class Web:
 
     async def login(self, request: Request) -> Response:
         try:
-            login = self.links.redeem(request.query_params.get("token", ""))
+            login = self.links.check(request.query_params.get("token", ""))
         except LinkRefusedError as exc:
             log.warning("login_refused", reason=str(exc))
             return self.problem(request, 403, "Cannot sign in", str(exc))
+        refused = await self.redeem(request, login)
+        if refused is not None:
+            return refused
         request.session.clear()
         request.session.update(
             token=login.token,
@@ -222,6 +229,27 @@ class Web:
         roles = login.caller.roles
         landing = "/" if "district_operator" in roles else "/public" if roles == {"public"} else "/inbox"
         return RedirectResponse(landing, status_code=303)
+
+    async def redeem(self, request: Request, login: Login) -> Response | None:
+        """Have the hub record the link's first use; the page to answer instead when it does not."""
+        try:
+            await self.backends.hub.RedeemLoginLink(
+                hub_pb2.RedeemLoginLinkRequest(),
+                metadata=bearer_metadata(login.token),
+                timeout=self.settings.web_hub_timeout_s,
+            )
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            log.warning("login_refused", reason=code.name, sub=login.caller.sub)
+            if code == grpc.StatusCode.FAILED_PRECONDITION:
+                text = "this login link has already been used: ask for a new one"
+                return self.problem(request, 403, "Cannot sign in", text)
+            if code in _UNANSWERED:
+                # Nothing was recorded: the link is still good once the hub answers.
+                text = "The hub is not answering, so nobody can sign in now. The link stays good: try again."
+                return self.problem(request, 503, "Cannot sign in now", text)
+            return self.problem(request, 403, "Cannot sign in", f"the hub refused this link ({code.name})")
+        return None
 
     async def logout(self, request: Request) -> Response:
         await self.checked_form(request)

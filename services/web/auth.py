@@ -2,7 +2,8 @@
 
 A login link carries a bearer token the platform's issuer signed (``cityhub web login-link``). The web
 checks it exactly as every service does (the platform's TokenVerifier: signature, issuer, audience,
-expiry), refuses it once older than the link's maximum age or when its ``jti`` has been used before, and
+expiry), refuses it once older than the link's maximum age, has the hub record the first use of its
+``jti`` (a link used before is refused, whichever web replica saw it first, before or after a restart), and
 keeps it in the session as the person's bearer for every hub call: the web holds no signing key and so can
 never widen what a person may do — the hub decides, as over gRPC.
 """
@@ -11,14 +12,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.platform.security.tokens import Caller, TokenError, TokenVerifier
 
-__all__ = ["LinkRefusedError", "LoginLinks", "csrf_matches", "new_csrf_token"]
+__all__ = ["LinkRefusedError", "Login", "LoginLinks", "csrf_matches", "new_csrf_token"]
 
 
 class LinkRefusedError(Exception):
@@ -32,8 +32,9 @@ class Login:
 
 
 class LoginLinks:
-    """Redeems one-time login links. Used ids are remembered in this process for as long as a link could
-    still be accepted (its maximum age), so the memory stays bounded."""
+    """Checks a login link's token before the hub is asked to record its first use (``RedeemLoginLink``):
+    the hub's database is what every web replica and restart shares, so "once" holds across them. No I/O
+    here; a link refused by this check costs the hub nothing."""
 
     def __init__(
         self, verifier: TokenVerifier, *, max_age_s: float, clock: Callable[[], float] = time.time
@@ -41,30 +42,17 @@ class LoginLinks:
         self._verifier = verifier
         self._max_age_s = max_age_s
         self._clock = clock
-        self._used: dict[str, float] = {}
-        self._lock = threading.Lock()
 
-    def redeem(self, token: str) -> Login:
+    def check(self, token: str) -> Login:
         try:
             caller = self._verifier.verify(token)
         except TokenError as exc:
             raise LinkRefusedError(f"this login link is not valid ({exc})") from None
-        now = self._clock()
         if not caller.token_id:
             raise LinkRefusedError("this login link carries no id and cannot be used once only")
-        if now - caller.issued_at > self._max_age_s:
+        if self._clock() - caller.issued_at > self._max_age_s:
             raise LinkRefusedError("this login link has expired: ask for a new one")
-        with self._lock:
-            self._forget_before(now - self._max_age_s)
-            if caller.token_id in self._used:
-                raise LinkRefusedError("this login link has already been used: ask for a new one")
-            self._used[caller.token_id] = caller.issued_at
         return Login(token, caller)
-
-    def _forget_before(self, oldest: float) -> None:
-        # A link issued before ``oldest`` is refused for its age anyway; its id need not be kept.
-        for jti in [j for j, issued in self._used.items() if issued < oldest]:
-            del self._used[jti]
 
 
 def new_csrf_token() -> str:

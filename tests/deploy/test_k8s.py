@@ -117,13 +117,14 @@ def test_overlay_keeps_the_project_rules(overlay: tuple[str, Path, Render]) -> N
     assert project_problems(objects, processes()) == []
 
 
-def test_overlay_runs_two_replicas_of_the_hub_and_of_a_domain_service(
+def test_overlay_runs_two_replicas_of_the_hub_of_a_domain_service_and_of_the_web(
     overlay: tuple[str, Path, Render],
 ) -> None:
     _name, _path, objects = overlay
     replicas = {d["metadata"]["name"]: d["spec"].get("replicas", 1) for d in objects.of_kind("Deployment")}
     assert replicas["hub"] == 2
     assert replicas["industry"] == 2
+    assert replicas["web"] == 2
     ingress = objects.of_kind("Ingress")
     assert [i["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] for i in ingress] == [
         "web"

@@ -7,11 +7,12 @@ from __future__ import annotations
 from services.hub.repository.dashboard import DashboardSql
 from services.hub.repository.entities import EntitiesSql
 from services.hub.repository.inbox import InboxSql
+from services.hub.repository.sign_in import SignInSql
 from services.platform.repository import Conn
 
 __all__ = ["HubRepository"]
 
 
-class HubRepository(EntitiesSql, InboxSql, DashboardSql):
+class HubRepository(EntitiesSql, InboxSql, DashboardSql, SignInSql):
     def __init__(self, conn: Conn) -> None:
         super().__init__(conn)

@@ -363,6 +363,17 @@ def _warnings(hub: Hub) -> float:
     return float(next(f.value for f in response.figures if f.name == "warnings_raised"))
 
 
+def _redeem(hub: Hub, token: str) -> None:
+    metadata = (("authorization", f"Bearer {token}"),)
+    hub.stub.RedeemLoginLink(hub_pb2.RedeemLoginLinkRequest(), metadata=metadata, timeout=30)
+
+
+def _assert_used(hub: Hub, token: str) -> None:
+    with pytest.raises(grpc.RpcError) as reused:
+        _redeem(hub, token)
+    assert reused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
     kafka_bootstrap: str, database_url: str, hub_security: SecuritySettings
 ) -> None:
@@ -387,6 +398,9 @@ def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
                     producer,
                 )
                 count = _scenario(first, "swap")
+                # A login link redeemed before the swap: history the rebuild must carry over.
+                link = issuer.issue(sub="web-person", roles=("duty_room",), scopes=("site:S-1",), ttl_s=600)
+                _redeem(first, link)
                 _settle(first, count)
                 warnings_before = _warnings(first)
                 applied_before = first.applied()
@@ -427,6 +441,8 @@ def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
                     producer,
                 )
                 assert _warnings(again) == warnings_before
+                # The link used before the swap stays used (carried over, not forgotten by the replay).
+                _assert_used(again, link)
                 # It starts from the replay's snapshot: the replayed ids are there, nothing is applied twice.
                 assert again.applied() >= applied_before
                 after = again.publish(
