@@ -37,7 +37,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import random
 import resource
 import secrets
@@ -57,6 +56,7 @@ from typing import Any
 
 import grpc
 
+from bench.machine import describe, probe_ms
 from bench.telemetry import RESULTS, ServiceProcess, _credit_code, _free_port, _git_revision, _stack
 from bench.telemetry_workload import percentile
 
@@ -157,12 +157,18 @@ def verdicts(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _probe(report: dict[str, Any]) -> str:
+    # Results written before bench/machine.py existed carry no probe.
+    before = report["machine"].get("probe_ms_before")
+    return "" if before is None else f" (speed probe {before} ms; lower is faster)"
+
+
 def table(report: dict[str, Any]) -> str:
     dirty = " (dirty)" if report["git"]["dirty"] else ""
     lines = [
         (
-            f"hub: {report['machine']['cores']} cores, git {report['git']['revision'][:12]}{dirty},"
-            f" {report['finished_at']}"
+            f"hub: {report['machine']['cores']} cores{_probe(report)}, git"
+            f" {report['git']['revision'][:12]}{dirty}, {report['finished_at']}"
         )
     ]
     population = report.get("population")
@@ -1202,6 +1208,8 @@ def _running(stack: Stack) -> Iterator[Stack]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    # The machine's speed before anything of the benchmark runs (bench/machine.py).
+    probe_before = probe_ms()
     from services.platform.logs import configure_logging
     from services.platform.security import TokenIssuer, load_security_settings
 
@@ -1268,11 +1276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report.update(
         benchmark="hub",
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine={
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        machine=describe(probe_before),
         git=_git_revision(),
         command=" ".join(["python -m bench", *sys.argv[1:]]),
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -55,7 +55,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -81,6 +80,7 @@ from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc, telemetry_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench.machine import describe, probe_ms
 from bench.telemetry import (
     RESULTS,
     ServiceProcess,
@@ -1325,6 +1325,8 @@ def _stop_all(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one linear script, commented by step
+    # The machine's speed before anything of the benchmark runs (bench/machine.py).
+    probe_before = probe_ms()
     from services.industry.bootstrap import ROLLUP_CONSUMER
     from services.platform.security import TokenIssuer, load_security_settings
 
@@ -1465,7 +1467,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one line
             except Exception as error:  # noqa: BLE001 - tidying up must not hide the results
                 print(f"warning: could not tidy up: {error}", file=sys.stderr)
 
-    return _conclude(report, samples, totals, failure, plan, args, workdir)
+    return _conclude(report, samples, totals, failure, plan, args, workdir, probe_before=probe_before)
 
 
 def _conclude(  # noqa: PLR0917 - the last step of run()
@@ -1476,6 +1478,8 @@ def _conclude(  # noqa: PLR0917 - the last step of run()
     plan: Plan,
     args: argparse.Namespace,
     workdir: Path,
+    *,
+    probe_before: float,
 ) -> dict[str, Any]:
     verdicts, derived = judge(samples, args) if samples else ([], {})
     held, problems = load_held(totals, samples, plan) if samples else (False, ["no samples"])
@@ -1490,11 +1494,7 @@ def _conclude(  # noqa: PLR0917 - the last step of run()
     report.update(
         benchmark="soak",
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine={
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        machine=describe(probe_before),
         git=_git_revision(),
         command=" ".join(["python -m bench", *sys.argv[1:]]),
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -28,7 +28,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -51,6 +50,7 @@ from cityhub.industry.v1 import industry_pb2, industry_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import telemetry_report
+from bench.machine import describe, probe_ms
 from bench.telemetry_workload import compare_counts, lag_flat, percentile, visibility_delays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -763,6 +763,8 @@ def record_sizes(bootstrap: str, topic: str, limit: int = 3_000) -> dict[str, fl
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear script, by step
+    # The machine's speed before anything of the benchmark runs (bench/machine.py).
+    probe_before = probe_ms()
     from services.industry.bootstrap import ROLLUP_CONSUMER
     from services.platform.kafka import ensure_topics
     from services.platform.security import TokenIssuer, load_security_settings
@@ -956,11 +958,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0912, PLR0915 -
     report.update(
         benchmark="telemetry",
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine={
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        machine=describe(probe_before),
         git=_git_revision(),
         command=" ".join(["python -m bench", *sys.argv[1:]]),
         options={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

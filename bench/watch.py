@@ -25,7 +25,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import random
 import secrets
 import sys
@@ -42,6 +41,7 @@ from cityhub.common.v1 import common_pb2
 from cityhub.safety.v1 import safety_pb2, safety_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.machine import describe, probe_ms
 from bench.telemetry import RESULTS, ServiceProcess, _free_port, _git_revision, _stack, _tidy
 from bench.telemetry_workload import percentile
 
@@ -310,6 +310,8 @@ def _one_run(  # noqa: PLR0917 - a private step of one linear script
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    # The machine's speed before anything of the benchmark runs (bench/machine.py).
+    probe_before = probe_ms()
     from services.platform.security import TokenIssuer, load_security_settings
 
     suffix = secrets.token_hex(3)
@@ -375,11 +377,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "watch",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": describe(probe_before),
         "git": _git_revision(),
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
