@@ -55,9 +55,22 @@ def hub_settings_from_environment() -> HubSettings:
     help="Events per transaction",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar")
-def rebuild(compare_only: bool, yes: bool, batch_size: int, no_progress: bool) -> None:
+@click.option(
+    "--wait-for-stop",
+    "wait_for_stop",
+    type=click.FloatRange(1, 86_400),
+    default=None,
+    metavar="SECONDS",
+    help="Replay while the hub runs, then wait this long for it to be stopped and catch up with what"
+    " arrived meanwhile: the hub is down for the tail, the comparison and the swap only",
+)
+def rebuild(
+    compare_only: bool, yes: bool, batch_size: int, no_progress: bool, wait_for_stop: float | None
+) -> None:
     """Replay every topic the hub consumes into a fresh schema, compare it with the live views row for row
     (printing the differences), then swap it in atomically while the hub is stopped.
+
+    Stop the hub first, or pass --wait-for-stop and stop it when asked (after the replay).
 
     Exit 0 when the rebuild equals the live views (--compare-only) or once swapped; 1 when they differ
     (--compare-only), or the swap is refused (the hub is running) or declined.
@@ -77,6 +90,7 @@ def rebuild(compare_only: bool, yes: bool, batch_size: int, no_progress: bool) -
             progress=not no_progress,
             echo=click.echo,
             batch_size=batch_size,
+            wait_for_stop_s=wait_for_stop,
         )
     except machinery.RebuildError as error:
         raise click.ClickException(str(error)) from error

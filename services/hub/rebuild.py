@@ -54,6 +54,7 @@ __all__ = [
     "Replay",
     "SwapRefusedError",
     "TableDiff",
+    "catch_up",
     "compare",
     "drop_rebuild",
     "live_group",
@@ -71,6 +72,8 @@ _CARRIED_OVER = ("outbox", "requests", "audit_log", "login_links_redeemed")
 _SEQUENCES = {"outbox": "id", "audit_log": "id"}
 _DEFAULT_BATCH = 5000
 _POLL_MS = 500
+# How often a rebuild waiting for the hub to stop looks.
+_STOP_POLL_S = 0.5
 # Rows of each side shown per differing table.
 _SAMPLE_ROWS = 5
 log = get_logger()
@@ -175,30 +178,14 @@ def replay(
     ``engine``: "memory" folds in memory and writes each table once (the fast way); "sql" applies each
     batch with SQL as the live consumer does (what memory falls back to; kept to check one against the
     other)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     rebuild_id = rebuild_id or secrets.token_hex(4)
     live = settings.service_name
     fresh = f"{live}_rb_{rebuild_id}"
     owner_role(fresh)  # a name too long for PostgreSQL fails here, before anything is made
     result = Replay(rebuild_id, live, fresh, {})
-    consumer: Any = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_list,
-        group_id=None,
-        client_id=f"cityhub-{live}-rebuild-{rebuild_id}",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        max_poll_records=batch_size,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-    )
+    consumer = _replay_consumer(settings, f"cityhub-{live}-rebuild-{rebuild_id}", batch_size)
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in _topics(settings)
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = _partitions(settings, consumer)
         ends: dict[Any, int] = {tp: int(o) for tp, o in consumer.end_offsets(partitions).items()}
         starts: dict[Any, int] = {tp: int(o) for tp, o in consumer.beginning_offsets(partitions).items()}
         result.snapshot = {Partition(tp.topic, tp.partition): ends[tp] for tp in partitions}
@@ -236,6 +223,82 @@ def replay(
     return result
 
 
+def _replay_consumer(settings: HubSettings, client_id: str, batch_size: int) -> Any:
+    """A consumer of no group (nothing committed anywhere), reading committed records in large fetches."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_list,
+        group_id=None,
+        client_id=client_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=batch_size,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+    )
+
+
+def _partitions(settings: HubSettings, consumer: Any) -> list[Any]:
+    from kafka import TopicPartition
+
+    return [
+        TopicPartition(topic, p)
+        for topic in _topics(settings)
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+
+
+def catch_up(
+    settings: HubSettings,
+    result: Replay,
+    *,
+    batch_size: int = _DEFAULT_BATCH,
+    progress: bool = True,
+    echo: Echo = _echo_stderr,
+) -> int:
+    """Replay into the fresh schema what reached the topics after its snapshot — the events the live hub
+    went on consuming while the replay ran — and move the snapshot to the topics' ends now; returns the
+    records replayed. Through SQL, as the live consumer applies them (the fold's tables are written by
+    then): the tail is short, so is the wait. Call it once the live hub has stopped, so that nothing
+    arrives after the new snapshot that the live views hold and the rebuilt ones do not."""
+    consumer = _replay_consumer(
+        settings, f"cityhub-{result.live_schema}-catch-up-{result.rebuild_id}", batch_size
+    )
+    tail = Replay(result.rebuild_id, result.live_schema, result.fresh_schema, {})
+    try:
+        partitions = _partitions(settings, consumer)
+        ends: dict[Any, int] = {tp: int(o) for tp, o in consumer.end_offsets(partitions).items()}
+        starts = {tp: result.snapshot.get(Partition(tp.topic, tp.partition), 0) for tp in partitions}
+        pending = [tp for tp in partitions if ends[tp] > starts[tp]]
+        total = sum(ends[tp] - starts[tp] for tp in pending)
+        if pending:
+            with psycopg.connect(settings.dsn, options=f"-c search_path={result.fresh_schema}") as conn:
+                conn.execute("SET synchronous_commit = off")
+                conn.commit()
+                started = time.monotonic()
+                source = _Source(consumer, pending, ends, total, batch_size, progress, starts)
+                _replay_sql(conn, projector(_context(settings)), source, tail)
+                tail.seconds = time.monotonic() - started
+    finally:
+        consumer.close(autocommit=False)
+    result.snapshot = {Partition(tp.topic, tp.partition): ends[tp] for tp in partitions}
+    result.records += tail.records
+    result.applied += tail.applied
+    result.duplicates += tail.duplicates
+    result.skipped += tail.skipped
+    echo(
+        f"rebuild {result.rebuild_id}: caught up with {tail.records} records that arrived during the replay"
+        f" in {tail.seconds:.1f} s: {tail.applied} applied, {tail.duplicates} duplicates,"
+        f" {tail.skipped} skipped"
+    )
+    log.info(
+        "hub_rebuild_caught_up", rebuild_id=result.rebuild_id, records=tail.records, applied=tail.applied
+    )
+    return tail.records
+
+
 @dataclass(slots=True)
 class _Source:
     """The records a replay reads: the consumer, the partitions with records and where they end."""
@@ -246,12 +309,18 @@ class _Source:
     total: int
     batch_size: int
     progress: bool
+    # Where to start per partition (a catch-up starts at the previous snapshot); None: the beginning.
+    starts: dict[Any, int] | None = None
 
     def batches(self, desc: str) -> Iterator[list[Any]]:
-        """Every record before the snapshot's end offsets, from the beginning, in polled batches."""
+        """Every record before the snapshot's end offsets, from the start, in polled batches."""
         consumer, pending = self.consumer, self.pending
         consumer.assign(pending)
-        consumer.seek_to_beginning(*pending)
+        if self.starts is None:
+            consumer.seek_to_beginning(*pending)
+        else:
+            for tp in pending:
+                consumer.seek(tp, self.starts[tp])
         consumer.resume(*pending)
         remaining = set(pending)
         batch: list[Any] = []
@@ -581,6 +650,33 @@ def _check_stopped(settings: HubSettings, admin: Any) -> None:
         )
 
 
+def _wait_stopped(settings: HubSettings, result: Replay, timeout_s: float, echo: Echo) -> None:
+    """Until the live hub has stopped (no group member, no database session), or RebuildError."""
+    from kafka import KafkaAdminClient
+
+    echo(
+        f"rebuild {result.rebuild_id}: replayed up to the snapshot; stop the hub now"
+        f" (waiting up to {timeout_s:g} s), then what arrived meanwhile is caught up"
+    )
+    admin: Any = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_list, client_id=f"cityhub-{result.live_schema}-rebuild"
+    )
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                _check_stopped(settings, admin)
+            except SwapRefusedError as running:
+                if time.monotonic() >= deadline:
+                    raise RebuildError(f"the hub was not stopped within {timeout_s:g} s: {running}") from None
+                time.sleep(_STOP_POLL_S)
+            else:
+                break
+    finally:
+        admin.close()
+    echo(f"rebuild {result.rebuild_id}: the hub has stopped")
+
+
 def swap(settings: HubSettings, result: Replay, *, echo: Echo = _echo_stderr) -> str:
     """Put the rebuilt schema in the live one's place; returns the name the live one was kept under."""
     from kafka import KafkaAdminClient, OffsetAndMetadata, TopicPartition
@@ -709,12 +805,20 @@ def rebuild(
     progress: bool = True,
     echo: Echo = _echo_stderr,
     batch_size: int = _DEFAULT_BATCH,
+    wait_for_stop_s: float | None = None,
 ) -> int:
     """Replay, compare, then swap (unless ``compare_only``, or ``confirm`` says no). The exit code: with
     ``compare_only`` 0 when the rebuilt views equal the live ones and 1 when they differ; otherwise 0 once
-    swapped, 1 when not."""
+    swapped, 1 when not.
+
+    ``wait_for_stop_s``: the hub may run while the replay does; after it the command waits this long for
+    the hub to be stopped, then catches up with what arrived meanwhile, so the hub is down only for the
+    tail, the comparison and the swap instead of the whole replay."""
     result = replay(settings, progress=progress, echo=echo, batch_size=batch_size)
     try:
+        if wait_for_stop_s is not None:
+            _wait_stopped(settings, result, wait_for_stop_s, echo)
+            catch_up(settings, result, batch_size=batch_size, progress=progress, echo=echo)
         diffs = compare(settings.dsn, result.live_schema, result.fresh_schema)
     except BaseException:
         drop_rebuild(settings, result.rebuild_id)

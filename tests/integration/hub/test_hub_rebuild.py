@@ -5,8 +5,11 @@ refused while the hub consumes, and on a stopped hub it swaps and the restarted 
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -374,38 +377,66 @@ def _assert_used(hub: Hub, token: str) -> None:
     assert reused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
-    kafka_bootstrap: str, database_url: str, hub_security: SecuritySettings
-) -> None:
+@dataclass
+class _OwnHub:
+    """A hub's settings on topics of its own, the producer feeding them and its security, for tests that
+    start, stop and restart the hub themselves (around a swap)."""
+
+    settings: HubSettings
+    producer: Any
+    security: SecuritySettings
+    kafka_bootstrap: str
+    database_url: str
+
+    @contextmanager
+    def running(self) -> Iterator[Hub]:
+        with build(self.settings, configure_logs=False, security=self.security) as runtime:
+            runtime.start()
+            with grpc.insecure_channel(runtime.address) as channel:
+                yield Hub(
+                    runtime,
+                    self.settings,
+                    hub_pb2_grpc.HubServiceStub(channel),
+                    TokenIssuer.from_settings(self.security),
+                    self.kafka_bootstrap,
+                    self.database_url,
+                    self.producer,
+                )
+
+
+@contextmanager
+def _own_hub(kafka_bootstrap: str, database_url: str, security: SecuritySettings) -> Iterator[_OwnHub]:
     settings = hub_settings(kafka_bootstrap, database_url, secrets.token_hex(4))
     topics = [*settings.domain_topics, settings.hub_events_topic]
     ensure_topics(kafka_bootstrap, topics, partitions=3, replication=1)
     producer = make_producer(kafka_bootstrap)
-    issuer = TokenIssuer.from_settings(hub_security)
     schema = settings.service_name
     try:
+        yield _OwnHub(settings, producer, security, kafka_bootstrap, database_url)
+    finally:
+        producer.close(timeout=5)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for name in _schemas(database_url, f"{schema}_old_%") + _schemas(database_url, f"{schema}_rb_%"):
+                conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
+
+
+def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
+    kafka_bootstrap: str, database_url: str, hub_security: SecuritySettings
+) -> None:
+    with _own_hub(kafka_bootstrap, database_url, hub_security) as own:
+        settings, schema = own.settings, own.settings.service_name
         # A hub runs, consumes a mix of events, and its views are damaged behind its back; then it stops.
-        with build(settings, configure_logs=False, security=hub_security) as runtime:
-            runtime.start()
-            with grpc.insecure_channel(runtime.address) as channel:
-                first = Hub(
-                    runtime,
-                    settings,
-                    hub_pb2_grpc.HubServiceStub(channel),
-                    issuer,
-                    kafka_bootstrap,
-                    database_url,
-                    producer,
-                )
-                count = _scenario(first, "swap")
-                # A login link redeemed before the swap: history the rebuild must carry over.
-                link = issuer.issue(sub="web-person", roles=("duty_room",), scopes=("site:S-1",), ttl_s=600)
-                _redeem(first, link)
-                _settle(first, count)
-                warnings_before = _warnings(first)
-                applied_before = first.applied()
-            with psycopg.connect(database_url, autocommit=True) as conn:
-                conn.execute(f"DELETE FROM \"{schema}\".dashboard_facts WHERE metric = 'warnings_raised'")
+        with own.running() as first:
+            count = _scenario(first, "swap")
+            # A login link redeemed before the swap: history the rebuild must carry over.
+            link = first.issuer.issue(sub="web-person", roles=("duty_room",), scopes=("site:S-1",), ttl_s=600)
+            _redeem(first, link)
+            _settle(first, count)
+            warnings_before = _warnings(first)
+            applied_before = first.applied()
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"DELETE FROM \"{schema}\".dashboard_facts WHERE metric = 'warnings_raised'")
         admin: Any = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         try:
             group = rb.live_group(settings)
@@ -428,33 +459,93 @@ def test_swap_on_a_stopped_hub_and_the_restarted_hub_continues(
         assert _schemas(database_url, f"{schema}_rb_%") == []
 
         # The hub restarted on the swapped schema: the repaired views, and it carries on from the snapshot.
-        with build(settings, configure_logs=False, security=hub_security) as runtime:
-            runtime.start()
-            with grpc.insecure_channel(runtime.address) as channel:
-                again = Hub(
-                    runtime,
-                    settings,
-                    hub_pb2_grpc.HubServiceStub(channel),
-                    issuer,
-                    kafka_bootstrap,
-                    database_url,
-                    producer,
-                )
-                assert _warnings(again) == warnings_before
-                # The link used before the swap stays used (carried over, not forgotten by the replay).
-                _assert_used(again, link)
-                # It starts from the replay's snapshot: the replayed ids are there, nothing is applied twice.
-                assert again.applied() >= applied_before
-                after = again.publish(
-                    safety.AlertRaised(alert_id="a-after", site_id="site-swap", severity=MEDIUM),
-                    key="a-after",
-                    subject="a-after",
-                )
-                again.wait_event_applied(after.id)
-                assert _warnings(again) == warnings_before + 1
-    finally:
-        producer.close(timeout=5)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            for name in _schemas(database_url, f"{schema}_old_%"):
-                conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-        delete_topics(kafka_bootstrap, [*topics, *(f"{t}.dlq" for t in topics)])
+        with own.running() as again:
+            assert _warnings(again) == warnings_before
+            # The link used before the swap stays used (carried over, not forgotten by the replay).
+            _assert_used(again, link)
+            # It starts from the replay's snapshot: the replayed ids are there, nothing is applied twice.
+            assert again.applied() >= applied_before
+            after = again.publish(
+                safety.AlertRaised(alert_id="a-after", site_id="site-swap", severity=MEDIUM),
+                key="a-after",
+                subject="a-after",
+            )
+            again.wait_event_applied(after.id)
+            assert _warnings(again) == warnings_before + 1
+
+
+class _BackgroundRebuild:
+    """``rb.rebuild(..., wait_for_stop_s=...)`` in a thread, which says when it asks for the hub to stop."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.lines: list[str] = []
+        self.asked = threading.Event()
+        self.code: int | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="rebuild", daemon=True)
+
+    def _echo(self, line: str) -> None:
+        self.lines.append(line)
+        if "stop the hub now" in line:
+            self.asked.set()
+
+    def _run(self) -> None:
+        try:
+            self.code = rb.rebuild(
+                self.settings, confirm=lambda _: True, progress=False, echo=self._echo, wait_for_stop_s=120
+            )
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            self.error = error
+            self.asked.set()
+
+    def start_and_wait_for_the_ask(self) -> None:
+        self.thread.start()
+        assert self.asked.wait(timeout=120), self.lines
+        assert self.error is None, self.error
+
+    def finish(self) -> list[str]:
+        self.thread.join(timeout=180)
+        assert not self.thread.is_alive(), self.lines
+        assert self.error is None, self.error
+        assert self.code == 0, self.lines
+        return self.lines
+
+
+def test_a_rebuild_replays_while_the_hub_runs_and_catches_up_once_it_stops(
+    kafka_bootstrap: str, database_url: str, hub_security: SecuritySettings
+) -> None:
+    """--wait-for-stop: the hub serves through the replay; what it consumed meanwhile (after the replay's
+    snapshot) is caught up once it stops, so the rebuild still equals the live views and is swapped in."""
+    with _own_hub(kafka_bootstrap, database_url, hub_security) as own:
+        rebuilding = _BackgroundRebuild(own.settings)
+        with own.running() as live:
+            first = _scenario(live, "before")
+            _settle(live, first)
+            rebuilding.start_and_wait_for_the_ask()
+            # The hub still serves and consumes: events after the snapshot, applied live.
+            tail = _scenario(live, "during")
+            _settle(live, first + tail)
+            warnings_live = _warnings(live)
+            applied_live = live.applied()
+        # The hub has stopped (the runtime closed): the rebuild catches up, compares and swaps.
+        lines = rebuilding.finish()
+        caught = next(line for line in lines if "caught up with" in line)
+        assert int(caught.split("caught up with ")[1].split()[0]) >= tail, caught
+        assert any("identical to the live views" in line for line in lines), lines
+
+        with own.running() as again:
+            # The swapped-in views hold the tail too, and nothing is applied twice.
+            assert _warnings(again) == warnings_live
+            assert again.applied() >= applied_live
+
+
+def test_a_rebuild_waiting_for_a_hub_that_is_not_stopped_gives_up_and_drops_itself(
+    hub: Hub, settled: int
+) -> None:
+    del settled
+    lines: list[str] = []
+    with pytest.raises(rb.RebuildError, match="not stopped within 2 s"):
+        rb.rebuild(hub.settings, confirm=lambda _: True, progress=False, echo=lines.append, wait_for_stop_s=2)
+    assert any("stop the hub now" in line for line in lines), lines
+    assert _schemas(hub.database_url, f"{hub.settings.service_name}_rb_%") == []
