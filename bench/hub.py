@@ -208,6 +208,15 @@ def table(report: dict[str, Any]) -> str:
         )
         if rebuild.get("note"):
             lines.append(f"    {rebuild['note']}")
+        down = rebuild.get("downtime")
+        if down:
+            stopped = down["replay_seconds"] + down["compare_seconds"]
+            lines.append(
+                f"    hub down with --wait-for-stop: {down['down_seconds']:.1f} s (catch-up of"
+                f" {down['tail_events']:,} events {down['catch_up_seconds']:.1f} s + comparison"
+                f" {down['compare_seconds']:.1f} s) against {stopped:.1f} s"
+                " stopped for the replay and the comparison without it"
+            )
         for run in rebuild.get("side_by_side", []):
             how = "in memory, one COPY per table" if run["engine"] == "memory" else "SQL per event (live way)"
             lines.append(
@@ -1093,9 +1102,16 @@ def write_rebuild_topics(
     return head + events, time.monotonic() - began
 
 
-def run_rebuild(stack: Stack, topics: dict[str, str], engine: str = "memory") -> dict[str, Any]:
+def run_rebuild(
+    stack: Stack, topics: dict[str, str], engine: str = "memory", tail_rate: float = 0.0
+) -> dict[str, Any]:
     """The hub's replay (services/hub/rebuild.py, what `cityhub hub rebuild` runs before it compares and
-    swaps) over ``topics`` into a fresh schema, in this process; the fresh schema is dropped afterwards."""
+    swaps) over ``topics`` into a fresh schema, in this process; the fresh schema is dropped afterwards.
+
+    ``tail_rate`` > 0: also what the hub's downtime is with ``--wait-for-stop`` — the events a running hub
+    takes in while the replay runs (this rate for the replay's duration) written after it, the catch-up
+    over them, and one comparison of the rebuilt views (the rebuilt schema against itself: the same
+    statements over the same rows as against identical live views)."""
     from services.hub import rebuild
     from services.hub.settings import HubSettings
     from services.platform.settings import load_settings
@@ -1118,7 +1134,7 @@ def run_rebuild(stack: Stack, topics: dict[str, str], engine: str = "memory") ->
     )
     wall = time.monotonic() - began
     try:
-        return {
+        outcome: dict[str, Any] = {
             "records": result.records,
             "applied": result.applied,
             "duplicates": result.duplicates,
@@ -1126,8 +1142,47 @@ def run_rebuild(stack: Stack, topics: dict[str, str], engine: str = "memory") ->
             "seconds": result.seconds,
             "wall_seconds": wall,
         }
+        if tail_rate > 0:
+            outcome["downtime"] = _downtime(stack, topics, settings, result, tail_rate)
+        return outcome
     finally:
         rebuild.drop_rebuild(settings, result.rebuild_id)
+
+
+def _downtime(
+    stack: Stack, topics: dict[str, str], settings: Any, result: Any, tail_rate: float
+) -> dict[str, Any]:
+    """The hub's downtime in a rebuild with --wait-for-stop, but for the swap's few statements."""
+    from services.hub import rebuild
+
+    tail = round(tail_rate * result.seconds)
+    first = (datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)).isoformat()
+    # Events after the stream's end (indexes past it): new ids, as a running hub would have received.
+    _produce_slice(
+        stack.bootstrap, topics, (500, 100, 60), result.records, result.records + tail, first, 3600.0, tail
+    )
+    began = time.monotonic()
+    caught = rebuild.catch_up(
+        settings, result, progress=False, echo=lambda line: print(f"  {line}", flush=True)
+    )
+    catch_up_s = time.monotonic() - began
+    began = time.monotonic()
+    diffs = rebuild.compare(settings.dsn, result.fresh_schema, result.fresh_schema)
+    compare_s = time.monotonic() - began
+    if diffs:
+        raise RuntimeError(f"the rebuilt schema differs from itself: {[d.table for d in diffs]}")
+    return {
+        "replay_seconds": round(result.seconds, 2),
+        "tail_rate": tail_rate,
+        "tail_events": caught,
+        "catch_up_seconds": round(catch_up_s, 2),
+        "compare_seconds": round(compare_s, 2),
+        "down_seconds": round(catch_up_s + compare_s, 2),
+        "note": (
+            "without --wait-for-stop the hub is down for the replay, the comparison and the swap;"
+            " with it for the catch-up, the comparison and the swap (the swap's statements not timed here)"
+        ),
+    }
 
 
 def _rebuild_runs(
@@ -1140,7 +1195,7 @@ def _rebuild_runs(
     print(f"writing {args.rebuild_events:,} events for the rebuild ({producers} producers)", flush=True)
     records, produce_s = write_rebuild_topics(stack.bootstrap, topics, args.rebuild_events, producers)
     print(f"  {records:,} records in {produce_s:.1f} s; rebuilding", flush=True)
-    outcome = run_rebuild(stack, topics)
+    outcome = run_rebuild(stack, topics, tail_rate=args.background_rate)
     report: dict[str, Any] = {
         "events": outcome["records"],
         "written": records,
@@ -1151,6 +1206,7 @@ def _rebuild_runs(
         "wall_seconds": round(outcome["wall_seconds"], 2),
         "produce_per_s": round(records / produce_s, 1),
         "producers": producers,
+        "downtime": outcome.get("downtime"),
         "note": (
             f"{outcome['applied']:,} applied, {outcome['skipped']:,} skipped; the replay timed"
             f" (with provisioning the fresh schema: {outcome['wall_seconds']:.1f} s)"
