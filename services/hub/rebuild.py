@@ -444,7 +444,7 @@ def _decoded(records: Sequence[Any], result: Replay) -> list[tuple[EventEnvelope
 
 
 def _write(conn: psycopg.Connection[Any], store: MemoryHub, applied: set[str]) -> None:
-    """Every table of the fold with one COPY each, in one transaction."""
+    """Every table of the fold with one COPY each, in one transaction; then their statistics."""
     tables = store.tables()
     with conn.transaction(), conn.cursor() as cur:
         with cur.copy("COPY processed_events (consumer, event_id) FROM STDIN") as copy:
@@ -457,6 +457,10 @@ def _write(conn: psycopg.Connection[Any], store: MemoryHub, applied: set[str]) -
             with cur.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(row)
+        # Tables filled in one go have no statistics until autovacuum gets round to them: the catch-up's
+        # statements, and the hub started on the swapped-in schema, would be planned blind meanwhile.
+        for table in ("processed_events", *tables):
+            cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
 def _replay_sql(conn: psycopg.Connection[Any], project: Projector, source: _Source, result: Replay) -> None:

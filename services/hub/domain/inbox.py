@@ -79,6 +79,7 @@ __all__ = [
     "higher",
     "incident_key",
     "item_state",
+    "latitude_band",
     "link_reason",
     "may_correlate",
     "next_escalation",
@@ -215,6 +216,14 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def latitude_band(latitude: float, distance_m: float) -> int:
+    """Which band of latitude a point is in, bands a little taller than ``distance_m``: two points within
+    ``distance_m`` of each other (:func:`distance_m`) are in the same band or in neighbouring ones, since a
+    great-circle distance is never shorter than the difference of latitudes alone (R·|Δφ|)."""
+    # 111,000 m per degree is less than R·π/180 (111,195 m): a band spans a little more than the distance.
+    return math.floor(latitude / (max(distance_m, 1.0) / 111_000.0))
 
 
 def distance_reason(metres: float) -> str:

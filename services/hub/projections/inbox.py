@@ -52,6 +52,7 @@ from services.hub.domain.inbox import (
     distance_reason,
     escalated_severity,
     incident_key,
+    latitude_band,
     link_reason,
     may_correlate,
     same_subject_reason,
@@ -94,12 +95,59 @@ class _Subjects:
             self._entities[key] = self._repo.entity(*key)
         return self._entities[key]
 
+    def prefetch(self, keys: Iterable[Key]) -> None:
+        """Read the entities of many items at once (a window's), not one statement each."""
+        missing = sorted({key for key in keys if key not in self._entities})
+        found = self._repo.entities(missing)
+        for key in missing:
+            self._entities[key] = found.get(key)
+
     def links(self, key: Key) -> dict[Key, LinkRow]:
         if key not in self._links:
             # links_of orders its rows: of two links between the same entities the last one read is kept,
             # the same every time.
             self._links[key] = {(link.kind, link.id): link for link in self._repo.links_of(*key)}
         return self._links[key]
+
+
+class _Window:
+    """A correlation window's items indexed by what can give two of them a reason (``_reason``): the same
+    subject, a link between their subjects, or locations within the distance, whose latitudes then lie in
+    the same or neighbouring bands (:func:`latitude_band`). Trying only those candidates finds the same
+    reasons as trying every item of the window, without trying thousands in a busy one (an alert storm):
+    ``_reason`` answers None for every other pair."""
+
+    def __init__(self, items: list[InboxItem], subjects: _Subjects, distance: float) -> None:
+        self._subjects = subjects
+        self._distance = distance
+        self._order = {item.item_id: n for n, item in enumerate(items)}
+        self._by_subject: dict[Key, list[InboxItem]] = {}
+        self._by_band: dict[int, list[InboxItem]] = {}
+        subjects.prefetch((item.subject_kind, item.subject_id) for item in items)
+        for item in items:
+            key = (item.subject_kind, item.subject_id)
+            self._by_subject.setdefault(key, []).append(item)
+            band = self._band(key)
+            if band is not None:
+                self._by_band.setdefault(band, []).append(item)
+
+    def _band(self, key: Key) -> int | None:
+        entity = self._subjects.entity(key)
+        if entity is None or entity.latitude is None or entity.longitude is None:
+            return None
+        return latitude_band(entity.latitude, self._distance)
+
+    def candidates(self, item: InboxItem) -> list[InboxItem]:
+        """The window's items that may have a reason with ``item``, in the window's order."""
+        key = (item.subject_kind, item.subject_id)
+        found = {other.item_id: other for other in self._by_subject.get(key, ())}
+        for linked in self._subjects.links(key):
+            found.update((other.item_id, other) for other in self._by_subject.get(linked, ()))
+        band = self._band(key)
+        if band is not None:
+            for near in (band - 1, band, band + 1):
+                found.update((other.item_id, other) for other in self._by_band.get(near, ()))
+        return sorted(found.values(), key=lambda other: self._order[other.item_id])
 
 
 class _InboxProjection:
@@ -281,12 +329,13 @@ class _InboxProjection:
             if incident is not None:
                 seeds.update(repo.inbox_items_by_ids([x for x in incident.item_ids if x not in seeds]))
         subjects = _Subjects(repo)
+        windows: dict[datetime, _Window] = {}
         done: set[str] = set()
         stale = set(old_incidents)
         for item_id in sorted(seeds):
             if item_id in done:
                 continue
-            members, reasons = self._component(repo, subjects, seeds[item_id])
+            members, reasons = self._component(repo, subjects, windows, seeds[item_id])
             done |= set(members)
             # A member may come from an incident no seed was in (a component renamed by an earlier item
             # joining): that incident may be left empty too.
@@ -295,7 +344,11 @@ class _InboxProjection:
         repo.drop_empty_inbox_incidents(sorted(stale))
 
     def _component(
-        self, repo: ProjectionStore, subjects: _Subjects, start: InboxItem
+        self,
+        repo: ProjectionStore,
+        subjects: _Subjects,
+        windows: dict[datetime, _Window],
+        start: InboxItem,
     ) -> tuple[dict[str, InboxItem], set[str]]:
         window = self._correlation_window
         members = {start.item_id: start}
@@ -304,8 +357,14 @@ class _InboxProjection:
         while frontier:
             item = frontier.pop()
             bucket = bucket_start(item.opened_at, window)
-            # Only the item's own window can hold a correlated item (may_correlate).
-            for other in repo.items_opened_between(bucket, bucket + window - _MICROSECOND):
+            # Only the item's own window can hold a correlated item (may_correlate), so every member of a
+            # component shares it: its items are read once per correlation, not once per member (which
+            # read a busy window's thousands of items again for each of its incident's members), and only
+            # the candidates for a reason are tried.
+            if bucket not in windows:
+                items = repo.items_opened_between(bucket, bucket + window - _MICROSECOND)
+                windows[bucket] = _Window(items, subjects, self._distance)
+            for other in windows[bucket].candidates(item):
                 if other.item_id == item.item_id or not may_correlate(item, other, window):
                     continue
                 reason = self._reason(subjects, item, other)

@@ -170,6 +170,18 @@ class EntitiesSql(SqlPart):
             ).fetchone()
         return _entity(row) if row else None
 
+    def entities(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], EntityRow]:
+        """The known ones of many entities in one statement, by (kind, id)."""
+        if not keys:
+            return {}
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(
+                f"SELECT {_ENTITY_COLUMNS} FROM entities e"
+                " JOIN unnest(%s::text[], %s::text[]) AS k(kind, id) ON e.kind = k.kind AND e.id = k.id",
+                ([k for k, _ in keys], [i for _, i in keys]),
+            ).fetchall()
+        return {(row["kind"], row["id"]): _entity(row) for row in rows}
+
     def entity_view(self, kind: str, id_: str) -> EntityView | None:
         """The entity, its links (named, ordered as :meth:`links_of`), its parts and its open inbox items
         in ONE statement: the 360 is the hub's hottest read, and each round trip costs more than the

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.hub.domain.inbox import (
     DEFAULT_SEVERITY,
@@ -27,6 +29,7 @@ from services.hub.domain.inbox import (
     distance_reason,
     escalated_severity,
     item_state,
+    latitude_band,
     link_reason,
     may_correlate,
     next_escalation,
@@ -243,6 +246,28 @@ def test_distance_is_the_great_circle_distance() -> None:
     # One thousandth of a degree of latitude is about 111 m anywhere.
     assert distance_m(26.5, 107.9, 26.501, 107.9) == pytest.approx(111.2, abs=0.5)
     assert distance_m(26.5, 107.9, 26.5, 107.9) == 0
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lat=st.floats(-80, 80),
+    lon=st.floats(-179, 179),
+    d_lat=st.floats(-0.05, 0.05),
+    d_lon=st.floats(-0.05, 0.05),
+    limit=st.sampled_from([10.0, 250.0, 1000.0, 5000.0]),
+)
+def test_points_within_the_distance_are_in_the_same_or_neighbouring_latitude_bands(
+    lat: float, lon: float, d_lat: float, d_lon: float, limit: float
+) -> None:
+    """The correlation only tries items in neighbouring bands: it must never miss a pair within reach."""
+    if distance_m(lat, lon, lat + d_lat, lon + d_lon) <= limit:
+        assert abs(latitude_band(lat, limit) - latitude_band(lat + d_lat, limit)) <= 1
+
+
+def test_points_a_band_apart_in_latitude_are_beyond_the_distance() -> None:
+    # Exactly at the limit north-south: still neighbours; bands are not so wide that all points share one.
+    assert abs(latitude_band(26.5, 1000) - latitude_band(26.5 + 1000 / 111_195, 1000)) <= 1
+    assert latitude_band(26.5, 1000) != latitude_band(26.6, 1000)
 
 
 # --- filters and commands ------------------------------------------------------------------------------

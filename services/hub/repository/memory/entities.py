@@ -4,7 +4,7 @@ projections call, and the same rows at the end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -96,6 +96,10 @@ class MemoryEntities:
         self._timeline: dict[Key, dict[str, tuple[datetime, str, str, str]]] = {}
 
     # --- getters the projections read ----------------------------------------------------------------
+
+    def entities(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], EntityRow]:
+        found = {key: self.entity(*key) for key in keys}
+        return {key: row for key, row in found.items() if row is not None}
 
     def entity(self, kind: str, id_: str) -> EntityRow | None:
         e = self._entities.get((kind, id_))
