@@ -74,6 +74,8 @@ _CHANGE_OF_STATUS = {
     ItemStatus.OPEN: ItemChange.OPENED,
 }
 Key = tuple[str, str]
+# Windows with more items than this are indexed for correlation (_Window); smaller ones are tried whole.
+_INDEX_FROM = 64
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -120,9 +122,15 @@ class _Window:
     def __init__(self, items: list[InboxItem], subjects: _Subjects, distance: float) -> None:
         self._subjects = subjects
         self._distance = distance
+        self._items = items
         self._order = {item.item_id: n for n, item in enumerate(items)}
         self._by_subject: dict[Key, list[InboxItem]] = {}
         self._by_band: dict[int, list[InboxItem]] = {}
+        # A quiet window is cheaper tried whole than indexed: the index reads every item's entity, where
+        # trying reads only those of the items that may correlate (may_correlate comes first).
+        self._indexed = len(items) > _INDEX_FROM
+        if not self._indexed:
+            return
         subjects.prefetch((item.subject_kind, item.subject_id) for item in items)
         for item in items:
             key = (item.subject_kind, item.subject_id)
@@ -139,6 +147,8 @@ class _Window:
 
     def candidates(self, item: InboxItem) -> list[InboxItem]:
         """The window's items that may have a reason with ``item``, in the window's order."""
+        if not self._indexed:
+            return self._items
         key = (item.subject_kind, item.subject_id)
         found = {other.item_id: other for other in self._by_subject.get(key, ())}
         for linked in self._subjects.links(key):
