@@ -109,7 +109,7 @@ def test_the_indexed_window_forms_the_incidents_trying_every_pair_forms(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events = _events(seed)
-    # Indexed from a few items on (the default waits for a busier window than a unit test should fold).
+    # Indexed from a few items on, whatever the default.
     monkeypatch.setattr(inbox_projection, "_INDEX_FROM", 16)
     indexed = _fold(events)
     monkeypatch.setattr(inbox_projection, "_INDEX_FROM", 10**9)
