@@ -37,7 +37,7 @@ from services.hub.projections import Projector, projector
 from services.hub.repository import HubRepository
 from services.hub.repository.memory import MemoryHub
 from services.hub.settings import HubSettings
-from services.hub.usecases.common import HubContext, HubTx
+from services.hub.usecases.common import HUB_EVENTS_TOPIC, HubConfig, HubContext, HubTx
 from services.platform.db import owner_role, set_up_database
 from services.platform.kafka import (
     RECONNECT_BACKOFF_MAX_MS,
@@ -194,10 +194,7 @@ def replay(
         pool = set_up_database(settings.dsn, fresh, MIGRATIONS, min_size=1, max_size=1)
         pool.close()
         try:
-            with psycopg.connect(settings.dsn, options=f"-c search_path={fresh}") as conn:
-                # A crash loses only this throw-away schema: no need to wait for each commit's flush.
-                conn.execute("SET synchronous_commit = off")
-                conn.commit()
+            with _fresh_connection(settings, fresh) as conn:
                 pending = [tp for tp in partitions if ends[tp] > starts[tp]]
                 source = _Source(consumer, pending, ends, total, batch_size, progress)
                 _replay_into(conn, settings, source, result, engine, echo)
@@ -221,6 +218,24 @@ def replay(
         events_per_second=round(result.rate),
     )
     return result
+
+
+@contextmanager
+def _fresh_connection(settings: HubSettings, schema: str) -> Iterator[psycopg.Connection[Any]]:
+    """The one connection a replay or a catch-up writes the fresh schema through."""
+    with psycopg.connect(settings.dsn, options=f"-c search_path={schema}") as conn:
+        # A crash loses only this throw-away schema: no need to wait for each commit's flush.
+        conn.execute("SET synchronous_commit = off")
+        conn.commit()
+        yield conn
+
+
+def _admin(settings: HubSettings, live: str) -> Any:
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_list, client_id=f"cityhub-{live}-rebuild"
+    )
 
 
 def _replay_consumer(settings: HubSettings, client_id: str, batch_size: int) -> Any:
@@ -274,9 +289,7 @@ def catch_up(
         pending = [tp for tp in partitions if ends[tp] > starts[tp]]
         total = sum(ends[tp] - starts[tp] for tp in pending)
         if pending:
-            with psycopg.connect(settings.dsn, options=f"-c search_path={result.fresh_schema}") as conn:
-                conn.execute("SET synchronous_commit = off")
-                conn.commit()
+            with _fresh_connection(settings, result.fresh_schema) as conn:
                 started = time.monotonic()
                 source = _Source(consumer, pending, ends, total, batch_size, progress, starts)
                 _replay_sql(conn, projector(_context(settings)), source, tail)
@@ -388,13 +401,13 @@ def _replay_into(  # noqa: PLR0917 - the replay's parts, in one place
 
 
 def _context(settings: HubSettings) -> HubContext:
-    return HubContext(
-        uow=_NoUnitOfWork(),
-        config=config_of(settings),
-        peers={},
-        outbox=None,  # a rebuild tells nobody: the hub's own topic already holds what it published
-        events_topic=settings.hub_events_topic,
-    )
+    return fold_context(config_of(settings), settings.hub_events_topic)
+
+
+def fold_context(config: HubConfig, events_topic: str = HUB_EVENTS_TOPIC) -> HubContext:
+    """The projectors' context outside the live consumer (a rebuild, a test's fold): they write through the
+    store they are given, and publish nothing — the hub's own topic already holds what it published."""
+    return HubContext(uow=_NoUnitOfWork(), config=config, peers={}, outbox=None, events_topic=events_topic)
 
 
 def _fold_all(project: Projector, source: _Source, result: Replay) -> tuple[MemoryHub, set[str]]:
@@ -656,15 +669,11 @@ def _check_stopped(settings: HubSettings, admin: Any) -> None:
 
 def _wait_stopped(settings: HubSettings, result: Replay, timeout_s: float, echo: Echo) -> None:
     """Until the live hub has stopped (no group member, no database session), or RebuildError."""
-    from kafka import KafkaAdminClient
-
     echo(
         f"rebuild {result.rebuild_id}: replayed up to the snapshot; stop the hub now"
         f" (waiting up to {timeout_s:g} s), then what arrived meanwhile is caught up"
     )
-    admin: Any = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_list, client_id=f"cityhub-{result.live_schema}-rebuild"
-    )
+    admin = _admin(settings, result.live_schema)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
@@ -683,14 +692,12 @@ def _wait_stopped(settings: HubSettings, result: Replay, timeout_s: float, echo:
 
 def swap(settings: HubSettings, result: Replay, *, echo: Echo = _echo_stderr) -> str:
     """Put the rebuilt schema in the live one's place; returns the name the live one was kept under."""
-    from kafka import KafkaAdminClient, OffsetAndMetadata, TopicPartition
+    from kafka import OffsetAndMetadata, TopicPartition
 
     live, fresh = result.live_schema, result.fresh_schema
     old = f"{live}_old_{result.rebuild_id}"
     group = live_group(settings)
-    admin: Any = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_list, client_id=f"cityhub-{live}-rebuild"
-    )
+    admin = _admin(settings, live)
     try:
         _check_stopped(settings, admin)
         before: dict[Any, Any] = admin.list_group_offsets(group).get(group, {})

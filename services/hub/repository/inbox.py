@@ -430,7 +430,9 @@ class InboxSql(SqlPart):
         # ids, by primary key. ("incident_id <> ''" lets PostgreSQL use the partial index
         # inbox_items_incident: a parameter does not prove the index's predicate. Without it, and with a
         # "LIMIT 1" over the items, each read walked every item in the inbox — 30 ms at 40,000 items, three
-        # reads per alert correlated, so the consumer fell to ~80 events/s as the inbox grew.)
+        # reads per alert correlated, so the consumer fell to ~80 events/s as the inbox grew. "OFFSET 0"
+        # keeps the planner from pulling x up into the query, which put its ARRAY subplan in both places
+        # x.item_ids is used: the incident's items were read twice.)
         sql = f"""
             SELECT n.incident_id, n.opened_at, n.severity, n.reasons, x.item_ids, t.town
             FROM inbox_incidents n
@@ -438,6 +440,7 @@ class InboxSql(SqlPart):
                 SELECT ARRAY(SELECT m.item_id FROM inbox_items m
                              WHERE m.incident_id = n.incident_id AND m.incident_id <> ''
                              ORDER BY m.opened_at, m.item_id) AS item_ids
+                OFFSET 0
             ) x
             LEFT JOIN LATERAL (
                 SELECT coalesce(e.town, '') AS town FROM inbox_items i

@@ -17,6 +17,7 @@ from services.platform.uow import Transaction, UnitOfWork
 
 __all__ = [
     "DOMAINS",
+    "HUB_EVENTS_TOPIC",
     "Clock",
     "HubConfig",
     "HubContext",
@@ -31,6 +32,8 @@ HubUnitOfWork = UnitOfWork[HubRepository]
 HubTx = Transaction[HubRepository]
 # The domains, in the fixed order of a 360 view's parts.
 DOMAINS = ("safety", "industry", "kitchen", "commerce", "govservice")
+# The hub topic by default (HubSettings.hub_events_topic has the same default; a deployment may rename it).
+HUB_EVENTS_TOPIC = "cityhub.hub.events.v1"
 _NAMESPACE = uuid.UUID("6f1c2a8e-0b7d-4c1e-9a53-5b2f0f1d7c11")
 
 
@@ -77,7 +80,7 @@ class HubContext:
     peers: Mapping[str, PeerClient[Any]]
     # For projections that publish on the hub's topic from the consumer's connection.
     outbox: OutboxWriter | None = None
-    events_topic: str = "cityhub.hub.events.v1"
+    events_topic: str = HUB_EVENTS_TOPIC
     clock: Clock = utc_now
     # A dedicated autocommit connection for LISTEN (the inbox's watch feed: one per process); None: the
     # feed takes changes only from in-process publishes (unit tests).

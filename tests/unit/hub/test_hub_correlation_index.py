@@ -18,18 +18,14 @@ from psycopg.types.json import Jsonb
 
 from services.hub.projections import inbox as inbox_projection
 from services.hub.projections import projector
+from services.hub.rebuild import fold_context
 from services.hub.repository.memory import MemoryHub
-from services.hub.usecases.common import HubConfig, HubContext
+from services.hub.usecases.common import HubConfig
 from services.platform.kafka import EventEnvelope
 
 # A correlation window's start (windows are counted from the epoch: 30 min).
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SITES = 100
-
-
-class _NoUnitOfWork:
-    def transaction(self) -> Any:
-        raise AssertionError("a projection must not open transactions")
 
 
 def _envelope(message: Message, key: str, event_id: str, at: datetime, domain: str) -> EventEnvelope:
@@ -88,8 +84,7 @@ def _events(seed: int) -> list[tuple[EventEnvelope, Message]]:
 
 
 def _fold(events: list[tuple[EventEnvelope, Message]]) -> dict[str, list[tuple[Any, ...]]]:
-    ctx = HubContext(uow=_NoUnitOfWork(), config=HubConfig(), peers={}, outbox=None)  # type: ignore[arg-type]
-    project = projector(ctx)
+    project = projector(fold_context(HubConfig()))
     store = MemoryHub()
     for envelope, message in events:
         project(store, envelope, message)
