@@ -31,6 +31,7 @@ from services.platform.tracing import TraceContext, parse_traceparent
 
 __all__ = [
     "CONTENT_TYPE_PROTOBUF",
+    "DELIVERY_TIMEOUT_MS",
     "DLQ_SUFFIX",
     "RECONNECT_BACKOFF_MAX_MS",
     "SPEC_VERSION",
@@ -61,6 +62,8 @@ DLQ_SUFFIX = ".dlq"
 # broker it lost. kafka-python's default is 30 s (Java's is 1 s): after a broker restart the relay then sat
 # out up to half a minute with the broker back, its backlog growing (tests/drills: broker restart).
 RECONNECT_BACKOFF_MAX_MS = 1000
+# The longest the relay's producer holds a record before giving it up (see make_producer).
+DELIVERY_TIMEOUT_MS = 20_000
 # Kafka's own limits on topic names (legal characters, at most 249 of them).
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
@@ -434,7 +437,7 @@ def make_producer(bootstrap: ServiceSettings | str | Sequence[str], **overrides:
         # timeout even after the broker is back (seen in the broker-restart drill: the relay's backlog
         # took ~58 s instead of ~1 s, now and then). Every record comes from an outbox row that stays
         # unsent until acknowledged, so giving up early loses nothing: the relay sends the batch again.
-        "delivery_timeout_ms": 20_000,
+        "delivery_timeout_ms": DELIVERY_TIMEOUT_MS,
         "request_timeout_ms": 15_000,
         "max_block_ms": 30_000,
         "bootstrap_timeout_ms": 30_000,
