@@ -126,7 +126,7 @@ class _Window:
         self._subjects = subjects
         self._distance = distance
         self._items = items
-        self._order = {item.item_id: n for n, item in enumerate(items)}
+        self._order: dict[str, int] = {}
         self._by_subject: dict[Key, list[InboxItem]] = {}
         self._by_band: dict[int, list[InboxItem]] = {}
         # A quiet window is cheaper tried whole than indexed: the index reads every item's entity, where
@@ -134,6 +134,7 @@ class _Window:
         self._indexed = len(items) > _INDEX_FROM
         if not self._indexed:
             return
+        self._order = {item.item_id: n for n, item in enumerate(items)}
         subjects.prefetch((item.subject_kind, item.subject_id) for item in items)
         for item in items:
             key = (item.subject_kind, item.subject_id)
